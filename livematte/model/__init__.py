@@ -1,0 +1,1 @@
+"""The E2E-HIM network (Swin-Tiny) and the import of its official checkpoint."""

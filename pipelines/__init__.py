@@ -1,0 +1,1 @@
+"""Assembled pipelines: each wires sources, engines, tracking, effects and sinks for one job."""

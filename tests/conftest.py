@@ -1,0 +1,23 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+
+
+@pytest.fixture
+def shared_media() -> Path:
+    """../shared/media (real multi-person footage); tests using it skip where it is absent."""
+    if not (SHARED_MEDIA / "video_test2.mp4").exists():
+        pytest.skip(f"shared media not found at {SHARED_MEDIA}")
+    return SHARED_MEDIA
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own user cache directory, so installed weights never leak between tests."""
+    monkeypatch.setenv("LIVEMATTE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
