@@ -29,3 +29,26 @@ class Frame:
     @property
     def width(self) -> int:
         return self.pixels.shape[1]
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """Any decoded picture (grey, grey+alpha, BGR, BGRA; 8 or 16 bit) as C-contiguous uint8 BGR.
+
+    Cameras and image files come in all of these; everything downstream assumes uint8 BGR.
+    """
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ValueError(f"unsupported pixel type {image.dtype}: expected 8- or 16-bit images")
+    if image.ndim == 2:
+        image = image[..., None]
+    channels = image.shape[2]
+    if channels == 1:
+        image = np.repeat(image, 3, axis=2)
+    elif channels == 2:
+        image = np.repeat(image[..., :1], 3, axis=2)
+    elif channels == 4:
+        image = image[..., :3]
+    elif channels != 3:
+        raise ValueError(f"unsupported image with {channels} channels: expected grey, BGR or BGRA")
+    return np.ascontiguousarray(image)

@@ -1,0 +1,69 @@
+"""The `livematte` command: run, config."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import yaml
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+
+from livematte.config import ConfigError, load_config
+from livematte.sinks import SinkError
+from livematte.sources import SourceError
+
+console = Console(stderr=True)
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML preset (default: configs/default.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set source.people=6 (repeatable)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipelines.live import run
+
+    cfg = load_config(args.config, args.overrides)
+    logging.getLogger().setLevel(cfg.run.log_level.upper())
+    report = run(cfg, show_progress=console.is_terminal)
+    summary = f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps), {report.dropped} dropped"
+    console.print(summary + (" (stopped early)" if report.interrupted else ""))
+    for path in report.outputs:
+        print(path.resolve())
+    return 0
+
+
+def _show_config(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides)
+    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livematte", description="Real-time per-person video matting.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the live pipeline (the main job)")
+    _add_config_args(run)
+    run.set_defaults(func=_run)
+    show = commands.add_parser("config", help="print the effective configuration after --config and --set")
+    _add_config_args(show)
+    show.set_defaults(func=_show_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level="INFO", format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, SourceError, SinkError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Frame sinks: video file, PNG sequence, virtual camera, preview window, null.
+
+Sinks take host images (uint8 BGR H x W x 3, or BGRA H x W x 4 when the background is transparent)
+and open lazily on the first frame, when the output size is known.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from livematte.config import (
+    FileSinkConfig,
+    NullSinkConfig,
+    PngSinkConfig,
+    PreviewSinkConfig,
+    SinkConfig,
+    VirtualCameraSinkConfig,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SinkError(RuntimeError):
+    """A sink that cannot take frames; the message says what is missing and how to fix it."""
+
+
+class Sink(ABC):
+    def __init__(self, fps: float):
+        self.fps = fps
+        self.frames = 0
+        self.wants_stop = False  # set by interactive sinks (preview: q or Esc)
+        self._size: tuple[int, int] | None = None
+
+    def write(self, image: np.ndarray) -> None:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise SinkError(f"sinks take uint8 BGR or BGRA images (H, W, 3|4), got {image.dtype} {image.shape}")
+        size = image.shape[1], image.shape[0]
+        if self._size is None:
+            self._size = size
+            self._open(*size)
+        elif size != self._size:
+            raise SinkError(f"{type(self).__name__}: frame size changed from {self._size} to {size}; a stream keeps one size")
+        self._write(image)
+        self.frames += 1
+
+    @abstractmethod
+    def _open(self, width: int, height: int) -> None: ...
+
+    @abstractmethod
+    def _write(self, image: np.ndarray) -> None: ...
+
+    def close(self) -> None:
+        """Flush and release; safe to call twice."""
+
+    def __enter__(self) -> "Sink":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _even(image: np.ndarray) -> np.ndarray:
+    """Pad odd widths/heights by one replicated pixel: 4:2:0 video needs even sizes."""
+    pad_h, pad_w = image.shape[0] % 2, image.shape[1] % 2
+    if not (pad_h or pad_w):
+        return image
+    return cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+
+
+class FileSink(Sink):
+    """H.264 (yuv420p) in an mp4/mkv/mov container; a transparent output is flattened onto black."""
+
+    def __init__(self, cfg: FileSinkConfig, fps: float):
+        super().__init__(fps)
+        self.path = cfg.path
+        self.cfg = cfg
+        self._container = None
+        self._stream = None
+
+    def _open(self, width: int, height: int) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._container = av.open(str(self.path), mode="w")
+        except (OSError, ValueError, av.error.FFmpegError) as exc:
+            raise SinkError(f"cannot write video file {self.path}: {exc}; use a writable .mp4, .mkv or .mov path") from None
+        rate = Fraction(self.fps).limit_denominator(1001)
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.width, self._stream.height = width + width % 2, height + height % 2
+        self._stream.pix_fmt = "yuv420p"
+        self._time_base = Fraction(1) / rate
+        self._stream.options = {"crf": str(self.cfg.crf), "preset": self.cfg.preset}
+        if width % 2 or height % 2:
+            log.info("%s: padding %dx%d to an even size for H.264", self.path, width, height)
+
+    def _write(self, image: np.ndarray) -> None:
+        if image.shape[2] == 4:
+            image = np.ascontiguousarray((image[..., :3].astype(np.uint16) * image[..., 3:] // 255).astype(np.uint8))
+        frame = av.VideoFrame.from_ndarray(_even(image), format="bgr24")
+        frame.pts = self.frames
+        frame.time_base = self._time_base
+        self._container.mux(self._stream.encode(frame))
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.mux(self._stream.encode(None))
+            self._container.close()
+            self._container = None
+
+
+class PngSink(Sink):
+    """frame_000000.png, ...; BGRA outputs keep their alpha channel."""
+
+    def __init__(self, cfg: PngSinkConfig, fps: float):
+        super().__init__(fps)
+        self.path = cfg.path
+
+    def _open(self, width: int, height: int) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def _write(self, image: np.ndarray) -> None:
+        target = self.path / f"frame_{self.frames:06d}.png"
+        if not cv2.imwrite(str(target), image):
+            raise SinkError(f"could not write {target}; check the folder is writable and the disk has space")
+
+
+class VirtualCameraSink(Sink):
+    """A virtual webcam other programs (browsers, Zoom, OBS) can pick, paced at its frame rate."""
+
+    def __init__(self, cfg: VirtualCameraSinkConfig, fps: float):
+        super().__init__(cfg.fps or fps)
+        self.cfg = cfg
+        self._camera = None
+
+    def _open(self, width: int, height: int) -> None:
+        import pyvirtualcam
+
+        fmt = pyvirtualcam.PixelFormat.I420 if self.cfg.pixel_format == "i420" else pyvirtualcam.PixelFormat.RGB
+        try:
+            self._camera = pyvirtualcam.Camera(width + width % 2, height + height % 2, self.fps, fmt=fmt,
+                                               device=self.cfg.device, backend=self.cfg.backend)
+        except RuntimeError as exc:
+            raise SinkError(
+                f"no virtual camera available ({exc}). Linux: install v4l2loopback and load it with "
+                "`sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=livematte`; "
+                "Windows/macOS: install OBS Studio and start its Virtual Camera once. See the README."
+            ) from None
+        log.info("virtual camera %s (%s, %dx%d @ %.3g fps)", self._camera.device, self.cfg.pixel_format, width, height, self.fps)
+
+    def _write(self, image: np.ndarray) -> None:
+        image = _even(image[..., :3])
+        if self.cfg.pixel_format == "i420":
+            self._camera.send(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420))
+        else:
+            self._camera.send(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        self._camera.sleep_until_next_frame()
+
+    def close(self) -> None:
+        if self._camera is not None:
+            self._camera.close()
+            self._camera = None
+
+
+class PreviewSink(Sink):
+    """An OpenCV window; where OpenCV has no GUI or there is no display it logs once and does nothing."""
+
+    def __init__(self, cfg: PreviewSinkConfig, fps: float):
+        super().__init__(fps)
+        self.title = cfg.title
+        self.available = False
+
+    def _open(self, width: int, height: int) -> None:
+        try:
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+            self.available = True
+        except cv2.error:
+            log.warning("preview window unavailable (no display, or a headless OpenCV build); continuing without it")
+
+    def _write(self, image: np.ndarray) -> None:
+        if not self.available:
+            return
+        cv2.imshow(self.title, image)
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            self.wants_stop = True
+
+    def close(self) -> None:
+        if self.available:
+            cv2.destroyWindow(self.title)
+            self.available = False
+
+
+class NullSink(Sink):
+    def __init__(self, cfg: NullSinkConfig, fps: float):
+        super().__init__(fps)
+
+    def _open(self, width: int, height: int) -> None:
+        pass
+
+    def _write(self, image: np.ndarray) -> None:
+        pass
+
+
+def open_sink(cfg: SinkConfig, fps: float) -> Sink:
+    """The sink a config describes; `fps` is the source's rate (used where the config sets none)."""
+    kinds = {"file": FileSink, "png": PngSink, "vcam": VirtualCameraSink, "preview": PreviewSink, "null": NullSink}
+    return kinds[cfg.kind](cfg, fps)

@@ -1,0 +1,112 @@
+from pathlib import Path
+
+import pytest
+
+from livematte.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    FileSourceConfig,
+    SyntheticSourceConfig,
+    load_config,
+)
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_preset_is_valid(path):
+    load_config(path)
+
+
+def test_default_is_the_embedded_synthetic_job():
+    cfg = load_config()
+    assert isinstance(cfg.source, SyntheticSourceConfig)
+    assert [s.kind for s in cfg.sinks] == ["file"]
+    assert load_config(DEFAULT_CONFIG) == cfg
+
+
+def test_overrides_parse_yaml_values_and_reach_nested_lists():
+    cfg = load_config(overrides=["source.people=6", "source.realtime=true", "sinks.0.path=x/y.mp4", "run.max_frames=null"])
+    assert cfg.source.people == 6 and cfg.source.realtime is True
+    assert cfg.sinks[0].path == Path("x/y.mp4")
+    assert cfg.run.max_frames is None
+
+
+def test_switching_kind_replaces_the_section():
+    cfg = load_config(overrides=["source.kind=file", "source.path=a.mp4"])
+    assert cfg.source == FileSourceConfig(path=Path("a.mp4"))
+
+
+def test_unknown_key_names_file_key_and_allowed_keys(tmp_path):
+    path = write(tmp_path, "source:\n  kind: synthetic\n  colour: red\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "source.colour: unknown key" in message
+    assert "allowed here: kind, width, height, fps, people" in message
+
+
+def test_unknown_key_in_a_sink_list_entry(tmp_path):
+    path = write(tmp_path, "sinks:\n  - kind: png\n    folder: out\n")
+    with pytest.raises(ConfigError, match=r"sinks\.0\.folder: unknown key; allowed here: kind, path"):
+        load_config(path)
+
+
+def test_unknown_top_level_section(tmp_path):
+    with pytest.raises(ConfigError, match="engine: unknown key; allowed here: source, sinks, run"):
+        load_config(write(tmp_path, "engine: {}\n"))
+
+
+def test_wrong_type_and_range(tmp_path):
+    with pytest.raises(ConfigError, match=r"source\.fps: .*greater than 0"):
+        load_config(write(tmp_path, "source:\n  kind: synthetic\n  fps: -3\n"))
+    with pytest.raises(ConfigError, match=r"source\.width: .*valid integer"):
+        load_config(write(tmp_path, "source:\n  kind: synthetic\n  width: wide\n"))
+
+
+def test_unknown_kind_lists_the_kinds(tmp_path):
+    with pytest.raises(ConfigError, match="'synthetic', 'webcam', 'file', 'rtsp', 'images'"):
+        load_config(write(tmp_path, "source:\n  kind: ndi\n"))
+
+
+def test_malformed_yaml_reports_the_line(tmp_path):
+    path = write(tmp_path, "source:\n  kind: synthetic\n   people: [1, 2\n")
+    with pytest.raises(ConfigError, match=rf"{path} line \d+ column \d+: not valid YAML"):
+        load_config(path)
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file .*nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("item, message", [
+    ("people", "expected key.path=value"),
+    ("sinks.4.path=a", "sinks has 1 entries; use an index 0..0"),
+    ("run.log_level.x=1", "run.log_level is a value, not a section"),
+])
+def test_bad_override_syntax(item, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=[item])
+
+
+def test_rtsp_url_must_be_rtsp():
+    with pytest.raises(ConfigError, match=r"source\.url"):
+        load_config(overrides=["source.kind=rtsp", "source.url=http://camera/x"])
+
+
+def test_empty_file_means_defaults(tmp_path):
+    cfg = load_config(write(tmp_path, ""))
+    assert isinstance(cfg.source, SyntheticSourceConfig)
