@@ -1,1 +1,19 @@
-"""Per-pixel kernels: CUDA C sources loaded with CuPy, each with a CPU twin computing the same function."""
+"""Per-pixel kernels: CUDA C sources loaded with CuPy, each with a CPU twin computing the same function.
+
+Every function takes NumPy arrays (CPU twin, numba), CuPy arrays (CUDA kernel) or torch tensors
+(CPU -> NumPy view, CUDA -> CuPy by DLPack) and returns the kind it was given.
+"""
+
+from kernels._cuda import gpu_available
+from kernels.blur import masked_blur
+from kernels.composite import Background, Effect, PersonLayers, Scene, composite, isolated_layer, person_boxes
+from kernels.feather import feather
+from kernels.letterbox import Letterbox, input_size_for
+from kernels.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess
+from kernels.temporal import FusionParams, Fused, fuse_causal, fuse_exact, luma_changes
+
+__all__ = [
+    "Background", "Effect", "Fused", "FusionParams", "IMAGENET_MEAN", "IMAGENET_STD", "Letterbox", "PersonLayers",
+    "Scene", "composite", "feather", "fuse_causal", "fuse_exact", "gpu_available", "input_size_for",
+    "isolated_layer", "luma_changes", "masked_blur", "person_boxes", "preprocess",
+]

@@ -1,0 +1,367 @@
+"""Layer composite with per-person effects (DESIGN section 5); composite.cu computes the same function.
+
+Per output pixel:
+1. Scene background: the original frame, a solid colour, an image, the halo-free blur of the frame
+   (kernels.blur.masked_blur of all people) or transparent.
+2. Own backgrounds: when any person has an own background image, the frame is split into regions by
+   the nearest person (Euclidean distance to the person's box; boxes with x1 < x0 are absent people).
+   With d1 <= d2 the distances to the nearest and second-nearest person, the nearest one's background
+   is weighted t = clamp(0.5 + (d2 - d1) / (2 * region_feather), 0, 1): a linear cross-fade of width
+   region_feather pixels around the boundary. Index -1 means the scene background.
+3. People in depth order (given order = back to front) with depth-ordered normalisation: from the front
+   person back, each takes w_i = min(alpha_i, what is left of 1), so the weights never sum above 1,
+   untouched where they already sum to at most 1 and the nearer person wins an overlap.
+   colour = sum_i w_i * m_i * layer_i + (1 - sum_i w_i) * m_bg * background, where layer_i is the
+   person's effect: keep / spotlight (original pixels), hide (the background), tint
+   ((1 - s) * original + s * colour), blur (the privacy blur of the frame), pixelate (the privacy blur
+   sampled at the centre of the pixel's block). m = spotlight_dim for every layer except spotlit
+   people (and the background) when anyone is spotlit, else 1.
+4. Output: uint8 BGR, or BGRA (straight colour, alpha = coverage) when the background is transparent;
+   values are clamped to [0, 255] and rounded half up.
+Alphas are expected in [0, 1] (negative values count as 0). The outward feather is kernels.feather.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from numba import njit, prange
+
+from kernels import _cuda
+from kernels._arrays import checked, kind_of, native, on_gpu, restore, xp_of
+from kernels.blur import masked_blur
+
+
+class Effect(IntEnum):
+    KEEP = 0
+    HIDE = 1
+    TINT = 2
+    BLUR = 3
+    PIXELATE = 4
+    SPOTLIGHT = 5
+
+
+class Background(IntEnum):
+    ORIGINAL = 0
+    COLOR = 1
+    IMAGE = 2
+    TRANSPARENT = 3
+    BLUR = 4
+
+
+_BASE_IMAGE = 2
+_ROW = 10
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Frame-wide settings. color: B, G, R (0..255) of Background.COLOR; blur_radius: box radius of the
+    background blur; privacy_radius: box radius of the blur behind Effect.BLUR and PIXELATE;
+    pixel_block: pixelation block side; spotlight_dim: brightness kept by everything not spotlit;
+    region_feather: width in pixels of the cross-fade between own-background regions."""
+
+    background: Background = Background.ORIGINAL
+    color: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    blur_radius: int = 21
+    privacy_radius: int = 8
+    pixel_block: int = 16
+    spotlight_dim: float = 0.3
+    region_feather: float = 32.0
+
+    def __post_init__(self):
+        if self.blur_radius < 0 or self.privacy_radius < 0:
+            raise ValueError(f"blur radii must be >= 0, got {self.blur_radius} and {self.privacy_radius}")
+        if self.pixel_block < 1:
+            raise ValueError(f"pixel_block must be at least 1, got {self.pixel_block}")
+        if self.region_feather <= 0:
+            raise ValueError(f"region_feather must be > 0 pixels, got {self.region_feather}")
+        if not 0.0 <= self.spotlight_dim <= 1.0:
+            raise ValueError(f"spotlight_dim must be in [0, 1], got {self.spotlight_dim}")
+
+
+@dataclass(frozen=True)
+class PersonLayers:
+    """Per-person effect parameters, in depth order (back to front). effect: (N,) Effect codes;
+    tint: (N, 3) B, G, R colour of Effect.TINT; strength: (N,) tint strength in [0, 1];
+    background: (N,) index into the own-background images, -1 for the scene background."""
+
+    effect: np.ndarray
+    tint: np.ndarray
+    strength: np.ndarray
+    background: np.ndarray
+
+    @classmethod
+    def uniform(cls, count: int, effect: Effect = Effect.KEEP) -> "PersonLayers":
+        return cls(np.full(count, int(effect), np.int32), np.zeros((count, 3), np.float32),
+                   np.zeros(count, np.float32), np.full(count, -1, np.int32))
+
+    def __post_init__(self):
+        count = len(self.effect)
+        for name, arr, shape in (("tint", self.tint, (count, 3)), ("strength", self.strength, (count,)),
+                                 ("background", self.background, (count,))):
+            if np.shape(arr) != shape:
+                raise ValueError(f"PersonLayers.{name} must have shape {shape} for {count} people, got {np.shape(arr)}")
+        codes = set(np.asarray(self.effect).tolist())
+        unknown = sorted(codes - {int(e) for e in Effect})
+        if unknown:
+            raise ValueError(f"PersonLayers.effect holds unknown codes {unknown}: use kernels.Effect values")
+
+    def packed(self, boxes: np.ndarray) -> np.ndarray:
+        """(N, 10) float32 rows [effect, B, G, R, strength, background, x0, y0, x1, y1] read by the kernels."""
+        return np.concatenate([np.asarray(self.effect, np.float32)[:, None], np.asarray(self.tint, np.float32),
+                               np.asarray(self.strength, np.float32)[:, None],
+                               np.asarray(self.background, np.float32)[:, None],
+                               np.asarray(boxes, np.float32).reshape(-1, 4)], axis=1)
+
+
+def person_boxes(alphas, threshold: float = 0.5) -> np.ndarray:
+    """(N, 4) float32 host array of [x0, y0, x1, y1] pixel bounds of alpha > threshold per person;
+    people with no such pixel get x1 < x0 (absent). Synchronises when alphas live on the GPU."""
+    people = native(alphas)
+    xp = xp_of(people)
+    inside = people > threshold
+    rows = inside.any(axis=2).astype(np.int64)
+    cols = inside.any(axis=1).astype(np.int64)
+    h, w = people.shape[1:]
+    bounds = xp.stack([cols.argmax(axis=1), rows.argmax(axis=1), w - 1 - cols[:, ::-1].argmax(axis=1),
+                       h - 1 - rows[:, ::-1].argmax(axis=1), rows.max(axis=1)], axis=1)
+    bounds = np.asarray(bounds.get() if on_gpu(bounds) else bounds, np.float32)
+    boxes = bounds[:, :4]
+    boxes[bounds[:, 4] == 0] = (1.0, 1.0, 0.0, 0.0)
+    return boxes
+
+
+@njit(cache=True)
+def _box_distance(people, i, x, y):
+    dx = max(people[i, 6] - x, x - people[i, 8], 0.0)
+    dy = max(people[i, 7] - y, y - people[i, 9], 0.0)
+    return np.sqrt(dx * dx + dy * dy)
+
+
+@njit(cache=True)
+def _round_byte(v):
+    """Clamp to [0, 255] and round half up (truncation of a non-negative value + 0.5)."""
+    return np.uint8(min(255.0, max(0.0, v)) + 0.5)
+
+
+@njit(cache=True)
+def _region_background(bg, people, own_index, own, y, feather):
+    """Replace the scene background of row y by the nearest people's own backgrounds (in place)."""
+    count = people.shape[0]
+    for x in range(bg.shape[1]):
+        first = -1
+        second = -1
+        d1 = 0.0
+        d2 = 0.0
+        for i in range(count):
+            if people[i, 8] < people[i, 6]:
+                continue
+            d = _box_distance(people, i, x, y)
+            if first < 0 or d < d1:
+                second, d2, first, d1 = first, d1, i, d
+            elif second < 0 or d < d2:
+                second, d2 = i, d
+        if first < 0:
+            continue
+        g0, g1, g2, ga = bg[0, x], bg[1, x], bg[2, x], bg[3, x]
+        o0, o1, o2, oa = g0, g1, g2, ga
+        k = own_index[first]
+        if k >= 0:
+            g0, g1, g2, ga = float(own[k, y, x, 0]), float(own[k, y, x, 1]), float(own[k, y, x, 2]), 1.0
+        if second >= 0:
+            k = own_index[second]
+            if k >= 0:
+                o0, o1, o2, oa = float(own[k, y, x, 0]), float(own[k, y, x, 1]), float(own[k, y, x, 2]), 1.0
+            t = min(1.0, max(0.0, 0.5 + (d2 - d1) / (2.0 * feather)))
+            u = 1.0 - t
+            g0, g1, g2, ga = t * g0 + u * o0, t * g1 + u * o1, t * g2 + u * o2, t * ga + u * oa
+        bg[0, x], bg[1, x], bg[2, x], bg[3, x] = g0, g1, g2, ga
+
+
+@njit(parallel=True, cache=True)
+def _composite_cpu(frame, alphas, people, image, own, privacy, out, base_mode, base_color, spotlight, dim,
+                   regions, feather, block):
+    """Row by row, person by person (over the span where the person's alpha is non-zero, which is exact:
+    a zero alpha adds nothing), so the inner loops over x carry no per-pixel branching on the effect."""
+    count, h, w = alphas.shape
+    channels = out.shape[2]
+    others = dim if spotlight else 1.0
+    effects = np.empty(count, np.int64)
+    own_index = np.empty(count, np.int64)
+    for i in range(count):
+        effects[i] = int(people[i, 0])
+        own_index[i] = int(people[i, 5])
+    pixel_x = np.empty(w, np.int64)
+    for x in range(w):
+        pixel_x[x] = min(w - 1, (x // block) * block + block // 2)
+    for y in prange(h):
+        source = frame[y]
+        bg = np.empty((4, w))
+        if base_mode == 0 or base_mode == 2:
+            base = source if base_mode == 0 else image[y]
+            for x in range(w):
+                bg[0, x] = base[x, 0]
+                bg[1, x] = base[x, 1]
+                bg[2, x] = base[x, 2]
+                bg[3, x] = 1.0
+        elif base_mode == 1:
+            for x in range(w):
+                bg[0, x] = base_color[0]
+                bg[1, x] = base_color[1]
+                bg[2, x] = base_color[2]
+                bg[3, x] = 1.0
+        else:
+            bg[:, :] = 0.0
+        if regions:
+            _region_background(bg, people, own_index, own, y, feather)
+        remaining = np.ones(w)
+        acc = np.zeros((4, w))
+        for i in range(count - 1, -1, -1):
+            row = alphas[i, y]
+            lo = 0
+            while lo < w and not row[lo] > 0.0:
+                lo += 1
+            if lo == w:
+                continue
+            hi = w
+            while not row[hi - 1] > 0.0:
+                hi -= 1
+            effect = effects[i]
+            mult = 1.0 if effect == 5 else others
+            if effect == 1:
+                for x in range(lo, hi):
+                    a = min(max(float(row[x]), 0.0), remaining[x])
+                    remaining[x] -= a
+                    m = a * mult
+                    acc[0, x] += m * bg[0, x]
+                    acc[1, x] += m * bg[1, x]
+                    acc[2, x] += m * bg[2, x]
+                    acc[3, x] += a * bg[3, x]
+            elif effect == 2:
+                s = people[i, 4]
+                t0, t1, t2 = s * people[i, 1], s * people[i, 2], s * people[i, 3]
+                for x in range(lo, hi):
+                    a = min(max(float(row[x]), 0.0), remaining[x])
+                    remaining[x] -= a
+                    m = a * mult
+                    acc[0, x] += m * ((1.0 - s) * source[x, 0] + t0)
+                    acc[1, x] += m * ((1.0 - s) * source[x, 1] + t1)
+                    acc[2, x] += m * ((1.0 - s) * source[x, 2] + t2)
+                    acc[3, x] += a
+            else:
+                if effect == 3:
+                    layer = privacy[y]
+                    columns = np.arange(w)
+                elif effect == 4:
+                    layer = privacy[min(h - 1, (y // block) * block + block // 2)]
+                    columns = pixel_x
+                else:
+                    layer = source
+                    columns = np.arange(w)
+                for x in range(lo, hi):
+                    a = min(max(float(row[x]), 0.0), remaining[x])
+                    remaining[x] -= a
+                    m = a * mult
+                    k = columns[x]
+                    acc[0, x] += m * layer[k, 0]
+                    acc[1, x] += m * layer[k, 1]
+                    acc[2, x] += m * layer[k, 2]
+                    acc[3, x] += a
+        target = out[y]
+        for x in range(w):
+            m = remaining[x] * others
+            c0 = acc[0, x] + m * bg[0, x]
+            c1 = acc[1, x] + m * bg[1, x]
+            c2 = acc[2, x] + m * bg[2, x]
+            if channels == 3:
+                target[x, 0] = _round_byte(c0)
+                target[x, 1] = _round_byte(c1)
+                target[x, 2] = _round_byte(c2)
+            else:
+                ca = acc[3, x] + remaining[x] * bg[3, x]
+                inv = 1.0 / ca if ca > 0.0 else 0.0
+                target[x, 0] = _round_byte(c0 * inv)
+                target[x, 1] = _round_byte(c1 * inv)
+                target[x, 2] = _round_byte(c2 * inv)
+                target[x, 3] = _round_byte(ca * 255.0)
+
+
+def composite(frame, alphas, layers: PersonLayers, scene: Scene, image=None, own_images=None, boxes=None,
+              out=None):
+    """Build the output frame from the background and the person layers (see the module docstring).
+
+    frame: (H, W, 3) uint8 BGR; alphas: (N, H, W) float32, back to front; image: (H, W, 3) uint8 for
+    Background.IMAGE; own_images: (K, H, W, 3) uint8 indexed by layers.background; boxes: (N, 4) person
+    boxes for own-background regions (person_boxes(alphas) when omitted); out: optional (H, W, 3)
+    uint8, or (H, W, 4) when the background is transparent. Returns the output of the caller's kind.
+    """
+    kind = kind_of(frame)
+    src = native(frame)
+    gpu = on_gpu(src)
+    xp = xp_of(src)
+    src = checked(src, "frame", np.uint8, (None, None, 3), gpu)
+    h, w, _ = src.shape
+    people = checked(native(alphas), "alphas", np.float32, (None, h, w), gpu)
+    count = people.shape[0]
+    if len(layers.effect) != count:
+        raise ValueError(f"layers describe {len(layers.effect)} people but alphas hold {count}: pass one entry per person")
+    channels = 4 if scene.background is Background.TRANSPARENT else 3
+    result = (xp.empty((h, w, channels), np.uint8) if out is None
+              else checked(native(out), "out", np.uint8, (h, w, channels), gpu, writable=True))
+
+    base_mode = int(scene.background)
+    if scene.background is Background.BLUR:
+        image, base_mode = masked_blur(src, people, scene.blur_radius), _BASE_IMAGE
+    elif scene.background is Background.IMAGE:
+        if image is None:
+            raise ValueError("Background.IMAGE needs image=(H, W, 3) uint8")
+        image = checked(native(image), "image", np.uint8, (h, w, 3), gpu)
+    regions = bool(count) and bool((np.asarray(layers.background) >= 0).any())
+    if regions:
+        if own_images is None:
+            raise ValueError("a person has an own background index but own_images=(K, H, W, 3) uint8 is missing")
+        own_images = checked(native(own_images), "own_images", np.uint8, (None, h, w, 3), gpu)
+        if int(np.max(layers.background)) >= own_images.shape[0]:
+            raise ValueError(f"own background index {int(np.max(layers.background))} is out of range for "
+                             f"{own_images.shape[0]} own_images")
+        boxes = person_boxes(people) if boxes is None else np.asarray(boxes, np.float32)
+        if boxes.shape != (count, 4):
+            raise ValueError(f"boxes must have shape ({count}, 4) as [x0, y0, x1, y1] per person, got {boxes.shape}")
+    effects = set(np.asarray(layers.effect).tolist())
+    privacy = (masked_blur(src, people[:0], scene.privacy_radius)
+               if effects & {Effect.BLUR, Effect.PIXELATE} else src)
+    packed = layers.packed(np.zeros((count, 4)) if boxes is None else boxes)
+    spotlight = Effect.SPOTLIGHT in effects
+    image = src if image is None else image
+    own = own_images if regions else src[None]
+    if gpu:
+        _cuda.launch("composite", "composite", h * w, (
+            src, people, xp.asarray(packed), np.int32(count), image, own, privacy, result, np.int32(h), np.int32(w),
+            np.int32(channels), np.int32(base_mode), *map(np.float32, scene.color), np.int32(spotlight),
+            np.float32(scene.spotlight_dim), np.int32(regions), np.float32(scene.region_feather),
+            np.int32(scene.pixel_block)))
+    else:
+        _composite_cpu(src, people, packed, image, own, privacy, result, base_mode,
+                       np.asarray(scene.color, np.float64), spotlight, scene.spotlight_dim, regions,
+                       scene.region_feather, scene.pixel_block)
+    return out if out is not None else restore(result, kind)
+
+
+def isolated_layer(frame, alpha, out=None):
+    """One person alone as uint8 BGRA (original pixels, alpha = round(255 * alpha)), for a per-person sink.
+
+    frame: (H, W, 3) uint8 BGR; alpha: (H, W) float32. Plain array arithmetic, identical on NumPy and CuPy.
+    """
+    kind = kind_of(frame)
+    src = native(frame)
+    gpu = on_gpu(src)
+    src = checked(src, "frame", np.uint8, (None, None, 3), gpu)
+    h, w, _ = src.shape
+    matte = checked(native(alpha), "alpha", np.float32, (h, w), gpu)
+    xp = xp_of(src)
+    result = xp.empty((h, w, 4), np.uint8) if out is None else checked(native(out), "out", np.uint8, (h, w, 4), gpu, True)
+    result[..., :3] = src
+    result[..., 3] = xp.floor(xp.clip(matte, 0.0, 1.0) * 255.0 + 0.5)
+    return out if out is not None else restore(result, kind)

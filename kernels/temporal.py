@@ -1,0 +1,252 @@
+"""Temporal fusion of per-track mattes (DESIGN section 4): cell change map, guarded causal rule and
+the one-frame-delay exact rule. temporal.cu holds the CUDA kernels; the twins below compute the same.
+
+The API works on explicit state arrays so that a stateful wrapper (livematte/temporal.py) stays thin:
+per stream, prev_luma (H, W) uint8; per track (N tracks), matte (N, H, W) float32 (the previous fused
+matte, which each call overwrites with the new fused one), age and pend (N, H, W) uint8. A frame's
+change map is `cells` (ceil(H/s), ceil(W/s)) uint8 with `count` (1,) int32 changed cells.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from kernels import _cuda
+from kernels._arrays import checked, kind_of, native, on_gpu, restore, xp_of
+
+SATURATE_LOW = np.float32(1.0 / 255.0)
+SATURATE_HIGH = np.float32(254.0 / 255.0)
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """tau_y: luma change (grey levels) that marks a pixel as changed; cell: side s of the change cells;
+    rho: fraction of changed cells above which the frame is a scene cut; eps: largest |prediction -
+    previous| still called agreement; max_age: L, frames a value may be carried; blend: k, how far a
+    held value moves towards the prediction each frame (0 = hold exactly)."""
+
+    tau_y: float = 12.0
+    cell: int = 8
+    rho: float = 0.5
+    eps: float = 8.0 / 255.0
+    max_age: int = 30
+    blend: float = 0.0
+
+    def __post_init__(self):
+        if self.cell < 1:
+            raise ValueError(f"cell must be at least 1 pixel, got {self.cell}")
+        if not 0 <= self.max_age <= 255:
+            raise ValueError(f"max_age must be in 0..255 (age is stored as uint8), got {self.max_age}")
+        if not 0.0 <= self.blend <= 1.0:
+            raise ValueError(f"blend must be in [0, 1], got {self.blend}")
+        if self.tau_y < 0 or self.eps < 0 or self.rho < 0:
+            raise ValueError(f"tau_y, eps and rho must be non-negative, got {self.tau_y}, {self.eps}, {self.rho}")
+
+    def cells_shape(self, h: int, w: int) -> tuple[int, int]:
+        return math.ceil(h / self.cell), math.ceil(w / self.cell)
+
+    def cut_cells(self, h: int, w: int) -> np.float32:
+        """Changed-cell count above which mean(D) > rho."""
+        cells_h, cells_w = self.cells_shape(h, w)
+        return np.float32(self.rho * cells_h * cells_w)
+
+
+class Fused(NamedTuple):
+    """matte: the fused mattes (N, H, W), which is the matte state array itself (copy it to keep a frame);
+    scene_cut: a bool scalar of the caller's kind (numpy.bool_, 0-d CuPy array or 0-d torch tensor);
+    on the GPU it stays on the device, so bool(scene_cut) is where the caller chooses to synchronise."""
+
+    matte: Any
+    scene_cut: Any
+
+
+@njit(parallel=True, cache=True)
+def _luma_changes_cpu(frame, prev_luma, cells, s, tau):
+    h, w = prev_luma.shape
+    for cy in prange(cells.shape[0]):
+        cells[cy, :] = 0
+        for y in range(cy * s, min(h, cy * s + s)):
+            for x in range(w):
+                luma = (114 * np.int32(frame[y, x, 0]) + 587 * np.int32(frame[y, x, 1])
+                        + 299 * np.int32(frame[y, x, 2]) + 500) // 1000
+                if abs(luma - np.int32(prev_luma[y, x])) > tau:
+                    cells[cy, x // s] = 1
+                prev_luma[y, x] = luma
+
+
+@njit(cache=True)
+def _dilate(cells):
+    """3x3 max-dilation of the cell map (serial: it is tiny, and slice writes here must not become parfors)."""
+    cells_h, cells_w = cells.shape
+    changed = np.zeros_like(cells)
+    for cy in range(cells_h):
+        for cx in range(cells_w):
+            if cells[cy, cx]:
+                for i in range(max(0, cy - 1), min(cells_h, cy + 2)):
+                    for j in range(max(0, cx - 1), min(cells_w, cx + 2)):
+                        changed[i, j] = 1
+    return changed
+
+
+@njit(cache=True)
+def _still_row(changed, y, s, w, out):
+    """out[x] = 1 where the dilated cell map is 0 at the cell of pixel (y, x)."""
+    row = changed[y // s]
+    for cx in range(row.shape[0]):
+        value = 1 - row[cx]
+        for x in range(cx * s, min(w, cx * s + s)):
+            out[x] = value
+
+
+@njit(parallel=True, cache=True)
+def _fuse_causal_cpu(alpha, matte, age, pend, new_track, cells, s, reset, eps, max_age, blend, low, high):
+    tracks, h, w = alpha.shape
+    changed = _dilate(cells)
+    for y in prange(h):
+        still = np.empty(w, np.uint8)
+        _still_row(changed, y, s, w, still)
+        for i in range(tracks):
+            live = not (reset or new_track[i] != 0)
+            a_row, m_row, age_row, pend_row = alpha[i, y], matte[i, y], age[i, y], pend[i, y]
+            for x in range(w):
+                a = a_row[x]
+                q = m_row[x]
+                held = age_row[x]
+                static = live and still[x] != 0
+                agree = abs(a - q) <= eps
+                hold = static and agree and held < max_age
+                wait = static and not agree and pend_row[x] == 0
+                out = q + blend * (a - q) if hold else (q if wait else a)
+                m_row[x] = np.float32(0.0) if out <= low else (np.float32(1.0) if out >= high else out)
+                age_row[x] = held + 1 if hold else (held if wait else 0)
+                pend_row[x] = 1 if wait else 0
+
+
+@njit(parallel=True, cache=True)
+def _fuse_exact_cpu(alpha, alpha_next, matte, new_track, has_next, cells_fwd, cells_bwd, s, reset, eps, low, high):
+    tracks, h, w = alpha.shape
+    fwd = _dilate(cells_fwd)
+    bwd = _dilate(cells_bwd)
+    for y in prange(h):
+        still = np.empty(w, np.uint8)
+        still_bwd = np.empty(w, np.uint8)
+        _still_row(fwd, y, s, w, still)
+        _still_row(bwd, y, s, w, still_bwd)
+        for i in range(tracks):
+            live = not (reset or new_track[i] != 0 or has_next[i] == 0)
+            a_row, n_row, m_row = alpha[i, y], alpha_next[i, y], matte[i, y]
+            for x in range(w):
+                q = m_row[x]
+                keep = live and still[x] != 0 and still_bwd[x] != 0 and abs(n_row[x] - q) <= eps
+                out = q if keep else a_row[x]
+                m_row[x] = np.float32(0.0) if out <= low else (np.float32(1.0) if out >= high else out)
+
+
+def luma_changes(frame, prev_luma, params: FusionParams, cells=None, count=None):
+    """Cell change map of frame against prev_luma, which becomes this frame's luma (in place).
+
+    frame: (H, W, 3) uint8 BGR; prev_luma: (H, W) uint8 state (its content is irrelevant on a frame
+    fused with reset=True). Returns (cells, count) of the caller's kind; cells/count may be given
+    preallocated ((ceil(H/s), ceil(W/s)) uint8 and (1,) int32).
+    """
+    kind = kind_of(frame)
+    src = native(frame)
+    gpu = on_gpu(src)
+    src = checked(src, "frame", np.uint8, (None, None, 3), gpu)
+    h, w, _ = src.shape
+    prev = checked(native(prev_luma), "prev_luma", np.uint8, (h, w), gpu, writable=True)
+    shape = params.cells_shape(h, w)
+    xp = xp_of(src)
+    cells_a = xp.empty(shape, np.uint8) if cells is None else checked(native(cells), "cells", np.uint8, shape, gpu, True)
+    count_a = xp.empty(1, np.int32) if count is None else checked(native(count), "count", np.int32, (1,), gpu, True)
+    if gpu:
+        count_a.fill(0)
+        _cuda.launch("temporal", "luma_changes", shape[0] * shape[1], (
+            src, prev, cells_a, count_a, np.int32(h), np.int32(w), np.int32(params.cell),
+            np.int32(shape[0]), np.int32(shape[1]), np.float32(params.tau_y)))
+    else:
+        _luma_changes_cpu(src, prev, cells_a, params.cell, np.float32(params.tau_y))
+        count_a[0] = np.count_nonzero(cells_a)
+    return (cells if cells is not None else restore(cells_a, kind),
+            count if count is not None else restore(count_a, kind))
+
+
+def _scene_cut(count, cut_cells, reset, xp):
+    return xp.logical_or(count[0] > cut_cells, bool(reset))
+
+
+def fuse_causal(alpha, matte, age, pend, new_track, cells, count, params: FusionParams, reset: bool = False) -> Fused:
+    """Guarded causal rule for one frame (DESIGN section 4), updating matte, age and pend in place.
+
+    alpha: (N, H, W) float32 predictions in track order; new_track: (N,) uint8, 1 for a track with no
+    valid state; cells/count: this frame's luma_changes; reset: force a reset of every track (first
+    frame of a stream). A scene cut (changed cells > rho) resets every track as well. pend is cleared
+    whenever the prediction agrees, since it marks a disagreement in the previous frame.
+    """
+    kind = kind_of(alpha)
+    a = native(alpha)
+    gpu = on_gpu(a)
+    a = checked(a, "alpha", np.float32, (None, None, None), gpu)
+    tracks, h, w = a.shape
+    m = checked(native(matte), "matte", np.float32, a.shape, gpu, writable=True)
+    ag = checked(native(age), "age", np.uint8, a.shape, gpu, writable=True)
+    pd = checked(native(pend), "pend", np.uint8, a.shape, gpu, writable=True)
+    new = checked(native(new_track), "new_track", np.uint8, (tracks,), gpu)
+    cells_a = checked(native(cells), "cells", np.uint8, params.cells_shape(h, w), gpu)
+    count_a = checked(native(count), "count", np.int32, (1,), gpu)
+    cut = params.cut_cells(h, w)
+    eps = np.float32(params.eps)
+    if gpu:
+        _cuda.launch("temporal", "fuse_causal", a.size, (
+            a, m, ag, pd, new, cells_a, count_a, np.int32(tracks), np.int32(h), np.int32(w), np.int32(params.cell),
+            np.int32(cells_a.shape[0]), np.int32(cells_a.shape[1]), cut, np.int32(reset), eps,
+            np.int32(params.max_age), np.float32(params.blend), SATURATE_LOW, SATURATE_HIGH))
+    else:
+        _fuse_causal_cpu(a, m, ag, pd, new, cells_a, params.cell, bool(reset or count_a[0] > cut), eps,
+                         params.max_age, np.float32(params.blend), SATURATE_LOW, SATURATE_HIGH)
+    flag = _scene_cut(count_a, cut, reset, xp_of(a))
+    return Fused(matte, restore(flag, kind))
+
+
+def fuse_exact(alpha, alpha_next, matte, new_track, has_next, cells_fwd, count_fwd, cells_bwd, count_bwd,
+               params: FusionParams, reset: bool = False) -> Fused:
+    """MaGGIe's two-sided rule for frame t, called when frame t + 1 arrives (one frame of latency).
+
+    alpha, alpha_next: (N, H, W) float32 predictions at t and t + 1 in track order; matte: fused t - 1,
+    overwritten with fused t; new_track: (N,) uint8, 1 where the track has no fused t - 1; has_next:
+    (N,) uint8, 0 where the track is absent at t + 1 (then the prediction at t is taken);
+    cells_fwd/count_fwd: luma_changes t - 1 -> t; cells_bwd/count_bwd: t -> t + 1. A scene cut on
+    either side takes the prediction. No age limit is needed: a kept value is re-checked against the
+    next prediction every frame. scene_cut reports the cut into frame t (or reset).
+    """
+    kind = kind_of(alpha)
+    a = native(alpha)
+    gpu = on_gpu(a)
+    a = checked(a, "alpha", np.float32, (None, None, None), gpu)
+    tracks, h, w = a.shape
+    nxt = checked(native(alpha_next), "alpha_next", np.float32, a.shape, gpu)
+    m = checked(native(matte), "matte", np.float32, a.shape, gpu, writable=True)
+    new = checked(native(new_track), "new_track", np.uint8, (tracks,), gpu)
+    has = checked(native(has_next), "has_next", np.uint8, (tracks,), gpu)
+    shape = params.cells_shape(h, w)
+    fwd = checked(native(cells_fwd), "cells_fwd", np.uint8, shape, gpu)
+    bwd = checked(native(cells_bwd), "cells_bwd", np.uint8, shape, gpu)
+    n_fwd = checked(native(count_fwd), "count_fwd", np.int32, (1,), gpu)
+    n_bwd = checked(native(count_bwd), "count_bwd", np.int32, (1,), gpu)
+    cut = params.cut_cells(h, w)
+    eps = np.float32(params.eps)
+    if gpu:
+        _cuda.launch("temporal", "fuse_exact", a.size, (
+            a, nxt, m, new, has, fwd, n_fwd, bwd, n_bwd, np.int32(tracks), np.int32(h), np.int32(w),
+            np.int32(params.cell), np.int32(shape[0]), np.int32(shape[1]), cut, np.int32(reset), eps,
+            SATURATE_LOW, SATURATE_HIGH))
+    else:
+        _fuse_exact_cpu(a, nxt, m, new, has, fwd, bwd, params.cell,
+                        bool(reset or n_fwd[0] > cut or n_bwd[0] > cut), eps, SATURATE_LOW, SATURATE_HIGH)
+    flag = _scene_cut(n_fwd, cut, reset, xp_of(a))
+    return Fused(matte, restore(flag, kind))

@@ -1,0 +1,74 @@
+"""Halo-free masked blur twin against the direct formula, and the properties it exists for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kernels import masked_blur
+from kernels.blur import DELTA
+
+
+def reference(frame, alphas, r):
+    """(box(I v) + DELTA box(I)) / (box(v) + DELTA box(1)) with explicit clipped windows, float64."""
+    h, w, _ = frame.shape
+    v = 1.0 - np.minimum(1.0, alphas.astype(np.float64).sum(axis=0))
+    out = np.empty((h, w, 3))
+    for y in range(h):
+        for x in range(w):
+            window = frame[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].astype(np.float64)
+            weight = v[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1, None]
+            out[y, x] = (((window * weight).sum((0, 1)) + float(DELTA) * window.sum((0, 1)))
+                         / (weight.sum() + float(DELTA) * weight.size))
+    return out
+
+
+def assert_rounds(result, expected):
+    """result is expected rounded: within half a level (plus float32 sum error)."""
+    assert result.dtype == np.uint8
+    assert np.abs(result.astype(np.float64) - expected).max() <= 0.5 + 1e-3
+
+
+@pytest.mark.parametrize("shape, people, radius", [((37, 53), 3, 4), ((1, 1), 1, 3), ((20, 30), 0, 2),
+                                                   ((10, 12), 2, 0), ((9, 40), 20, 25)])
+def test_matches_reference(shape, people, radius):
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    alphas = (rng.random((people, *shape)) * (1.5 / max(people, 1))).astype(np.float32)
+    assert_rounds(masked_blur(frame, alphas, radius), reference(frame, alphas, radius))
+
+
+def test_no_person_colour_bleeds_into_the_background():
+    frame = np.full((40, 40, 3), 60, np.uint8)
+    frame[15:25, 15:25] = (255, 0, 255)
+    alpha = np.zeros((1, 40, 40), np.float32)
+    alpha[0, 15:25, 15:25] = 1.0
+    blurred = masked_blur(frame, alpha, 8)
+    outside = np.ones((40, 40), bool)
+    outside[15:25, 15:25] = False
+    assert np.all(blurred[outside] == 60)
+    plain = masked_blur(frame, alpha[:0], 8)
+    assert plain[12, 20, 0] > 90, "the plain blur does bleed: the mask is what prevents it"
+
+
+def test_all_ones_alpha_falls_back_to_plain_blur():
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (21, 17, 3), dtype=np.uint8)
+    ones = np.ones((2, 21, 17), np.float32)
+    np.testing.assert_array_equal(masked_blur(frame, ones, 3), masked_blur(frame, ones[:0], 3))
+
+
+def test_all_zero_alpha_is_plain_blur_and_radius_zero_is_identity():
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 256, (13, 19, 3), dtype=np.uint8)
+    zeros = np.zeros((4, 13, 19), np.float32)
+    np.testing.assert_array_equal(masked_blur(frame, zeros, 5), masked_blur(frame, zeros[:0], 5))
+    np.testing.assert_array_equal(masked_blur(frame, zeros, 0), frame)
+
+
+def test_errors_name_the_fix():
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="shape"):
+        masked_blur(frame, np.zeros((1, 8, 9), np.float32), 2)
+    with pytest.raises(ValueError, match="radius"):
+        masked_blur(frame, np.zeros((0, 8, 8), np.float32), -1)

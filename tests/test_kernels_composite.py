@@ -1,0 +1,231 @@
+"""Composite, feather and isolated-layer twins against direct per-pixel formulas, plus edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kernels import (Background, Effect, PersonLayers, Scene, composite, feather, isolated_layer, masked_blur,
+                     person_boxes)
+
+
+def reference(frame, alphas, layers, scene, image=None, own=None, boxes=None):
+    """The kernels/composite.py docstring, one pixel at a time in float64, before rounding."""
+    h, w, _ = frame.shape
+    n = len(alphas)
+    privacy = masked_blur(frame, alphas[:0], scene.privacy_radius).astype(np.float64)
+    if scene.background is Background.BLUR:
+        image = masked_blur(frame, alphas, scene.blur_radius)
+    spot = Effect.SPOTLIGHT in set(layers.effect.tolist())
+    others = scene.spotlight_dim if spot else 1.0
+    regions = (layers.background >= 0).any()
+    if regions and boxes is None:
+        boxes = person_boxes(alphas)
+    b = scene.pixel_block
+    out = np.zeros((h, w, 4))
+    for y in range(h):
+        for x in range(w):
+            orig = frame[y, x].astype(np.float64)
+            if scene.background in (Background.IMAGE, Background.BLUR):
+                base = (image[y, x].astype(np.float64), 1.0)
+            elif scene.background is Background.COLOR:
+                base = (np.array(scene.color, np.float64), 1.0)
+            elif scene.background is Background.TRANSPARENT:
+                base = (np.zeros(3), 0.0)
+            else:
+                base = (orig, 1.0)
+            bg = base
+            if regions:
+                valid = [i for i in range(n) if boxes[i, 2] >= boxes[i, 0]]
+                dist = {i: np.hypot(max(boxes[i, 0] - x, x - boxes[i, 2], 0), max(boxes[i, 1] - y, y - boxes[i, 3], 0))
+                        for i in valid}
+                order = sorted(valid, key=lambda i: (dist[i], i))
+                of = [(own[layers.background[i]].astype(np.float64)[y, x], 1.0) if layers.background[i] >= 0 else base
+                      for i in order[:2]]
+                if len(order) == 1:
+                    bg = of[0]
+                elif len(order) >= 2:
+                    t = np.clip(0.5 + (dist[order[1]] - dist[order[0]]) / (2 * scene.region_feather), 0, 1)
+                    bg = (t * of[0][0] + (1 - t) * of[1][0], t * of[0][1] + (1 - t) * of[1][1])
+            remaining, colour, cover = 1.0, np.zeros(3), 0.0
+            for i in reversed(range(n)):
+                a = min(max(float(alphas[i, y, x]), 0.0), remaining)
+                remaining -= a
+                e = layers.effect[i]
+                layer, layer_a = orig, 1.0
+                if e == Effect.HIDE:
+                    layer, layer_a = bg
+                elif e == Effect.TINT:
+                    layer = (1 - layers.strength[i]) * orig + layers.strength[i] * layers.tint[i]
+                elif e == Effect.BLUR:
+                    layer = privacy[y, x]
+                elif e == Effect.PIXELATE:
+                    layer = privacy[min(h - 1, y // b * b + b // 2), min(w - 1, x // b * b + b // 2)]
+                colour += a * (1.0 if e == Effect.SPOTLIGHT else others) * layer
+                cover += a * layer_a
+            colour += remaining * others * bg[0]
+            cover += remaining * bg[1]
+            out[y, x, :3] = colour
+            out[y, x, 3] = cover
+    if scene.background is Background.TRANSPARENT:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[..., :3] = np.where(out[..., 3:] > 0, out[..., :3] / out[..., 3:], 0.0)
+        out[..., 3] *= 255.0
+        return np.clip(out, 0, 255)
+    return np.clip(out[..., :3], 0, 255)
+
+
+def assert_rounds(result, expected):
+    assert result.dtype == np.uint8 and result.shape == expected.shape
+    assert np.abs(result.astype(np.float64) - expected).max() <= 0.5 + 1e-4
+
+
+def random_case(rng, h, w, n, effects=None, own_count=0):
+    frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    alphas = rng.random((n, h, w), dtype=np.float32)
+    alphas[rng.random((n, h, w)) < 0.4] = 0.0
+    layers = PersonLayers(
+        np.asarray(rng.integers(0, 6, n) if effects is None else effects, np.int32),
+        rng.uniform(0, 255, (n, 3)).astype(np.float32), rng.random(n).astype(np.float32),
+        (rng.integers(-1, own_count, n) if own_count else np.full(n, -1)).astype(np.int32))
+    return frame, alphas, layers
+
+
+@pytest.mark.parametrize("background", list(Background))
+def test_matches_reference_for_every_background(background):
+    rng = np.random.default_rng(int(background))
+    frame, alphas, layers = random_case(rng, 23, 29, 5, effects=[0, 1, 2, 3, 4])
+    scene = Scene(background=background, color=(10.0, 200.0, 30.0), blur_radius=3, privacy_radius=2, pixel_block=4)
+    image = rng.integers(0, 256, (23, 29, 3), dtype=np.uint8)
+    expected = reference(frame, alphas, layers, scene, image=image)
+    assert_rounds(composite(frame, alphas, layers, scene, image=image), expected)
+
+
+def test_spotlight_dims_everyone_else():
+    rng = np.random.default_rng(7)
+    frame, alphas, layers = random_case(rng, 17, 21, 4, effects=[0, 5, 2, 1])
+    scene = Scene(background=Background.COLOR, color=(200.0, 200.0, 200.0), spotlight_dim=0.25)
+    assert_rounds(composite(frame, alphas, layers, scene), reference(frame, alphas, layers, scene))
+    only_bg = composite(frame, np.zeros_like(alphas), layers, scene)
+    assert np.all(only_bg == 50)
+
+
+@pytest.mark.parametrize("background", [Background.ORIGINAL, Background.TRANSPARENT])
+def test_own_background_regions(background):
+    rng = np.random.default_rng(3)
+    frame, alphas, layers = random_case(rng, 31, 37, 4, own_count=3)
+    layers.background[:2] = [0, 2]
+    own = rng.integers(0, 256, (3, 31, 37, 3), dtype=np.uint8)
+    boxes = np.array([[2, 2, 8, 20], [20, 5, 30, 30], [30, 0, 36, 4], [1, 1, 0, 0]], np.float32)
+    scene = Scene(background=background, region_feather=6.0)
+    expected = reference(frame, alphas, layers, scene, own=own, boxes=boxes)
+    assert_rounds(composite(frame, alphas, layers, scene, own_images=own, boxes=boxes), expected)
+
+
+def test_own_background_uses_person_boxes_by_default():
+    frame = np.zeros((10, 40, 3), np.uint8)
+    alphas = np.zeros((2, 10, 40), np.float32)
+    alphas[0, 3:7, 2:6] = 1.0
+    alphas[1, 3:7, 33:37] = 1.0
+    layers = PersonLayers(np.full(2, Effect.HIDE, np.int32), np.zeros((2, 3), np.float32), np.zeros(2, np.float32),
+                          np.array([0, 1], np.int32))
+    own = np.stack([np.full((10, 40, 3), 10, np.uint8), np.full((10, 40, 3), 250, np.uint8)])
+    out = composite(frame, alphas, layers, Scene(region_feather=4.0), own_images=own)
+    assert np.all(out[:, :15] == 10) and np.all(out[:, 25:] == 250)
+    assert 10 < out[5, 19, 0] < 250
+
+
+@pytest.mark.parametrize("n", [0, 1, 20])
+def test_people_counts_and_odd_size(n):
+    rng = np.random.default_rng(n)
+    frame, alphas, layers = random_case(rng, 13, 11, n)
+    scene = Scene(background=Background.COLOR, color=(1.0, 2.0, 3.0), privacy_radius=1, pixel_block=3)
+    assert_rounds(composite(frame, alphas, layers, scene), reference(frame, alphas, layers, scene))
+
+
+def test_one_pixel_frame():
+    rng = np.random.default_rng(11)
+    frame, alphas, layers = random_case(rng, 1, 1, 3, effects=[2, 4, 0])
+    scene = Scene(background=Background.TRANSPARENT)
+    assert_rounds(composite(frame, alphas, layers, scene), reference(frame, alphas, layers, scene))
+
+
+def test_alpha_all_zero_and_all_one():
+    rng = np.random.default_rng(12)
+    frame = rng.integers(0, 256, (9, 14, 3), dtype=np.uint8)
+    layers = PersonLayers.uniform(3, Effect.KEEP)
+    scene = Scene(background=Background.COLOR, color=(7.0, 8.0, 9.0))
+    assert np.all(composite(frame, np.zeros((3, 9, 14), np.float32), layers, scene) == [7, 8, 9])
+    np.testing.assert_array_equal(composite(frame, np.ones((3, 9, 14), np.float32), layers, scene), frame)
+    transparent = composite(frame, np.zeros((3, 9, 14), np.float32), layers, Scene(background=Background.TRANSPARENT))
+    assert transparent.shape == (9, 14, 4) and np.all(transparent == 0)
+
+
+def test_overlaps_are_normalised_front_person_wins():
+    frame = np.zeros((1, 1, 3), np.uint8)
+    alphas = np.array([0.8, 0.7], np.float32).reshape(2, 1, 1)
+    layers = PersonLayers(np.array([Effect.TINT, Effect.TINT], np.int32),
+                          np.array([[100, 100, 100], [200, 200, 200]], np.float32), np.ones(2, np.float32),
+                          np.full(2, -1, np.int32))
+    out = composite(frame, alphas, layers, Scene(background=Background.TRANSPARENT))
+    np.testing.assert_array_equal(out[0, 0], [170, 170, 170, 255])
+
+
+def test_torch_in_torch_out():
+    rng = np.random.default_rng(13)
+    frame, alphas, layers = random_case(rng, 8, 9, 2)
+    scene = Scene()
+    result = composite(torch.from_numpy(frame), torch.from_numpy(alphas), layers, scene)
+    assert isinstance(result, torch.Tensor)
+    np.testing.assert_array_equal(result.numpy(), composite(frame, alphas, layers, scene))
+
+
+def test_errors_name_the_fix():
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="one entry per person"):
+        composite(frame, np.zeros((2, 8, 8), np.float32), PersonLayers.uniform(1), Scene())
+    with pytest.raises(ValueError, match="image"):
+        composite(frame, np.zeros((1, 8, 8), np.float32), PersonLayers.uniform(1), Scene(background=Background.IMAGE))
+    with pytest.raises(ValueError, match="unknown codes"):
+        PersonLayers(np.array([9], np.int32), np.zeros((1, 3)), np.zeros(1), np.full(1, -1))
+
+
+def feather_reference(alphas, r):
+    n, h, w = alphas.shape
+    f = 1.0 - np.abs(np.arange(-r, r + 1)) / (r + 1)
+    out = np.zeros_like(alphas, dtype=np.float64)
+    for i, y, x in np.ndindex(alphas.shape):
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                if 0 <= y + dy < h and 0 <= x + dx < w:
+                    out[i, y, x] = max(out[i, y, x], alphas[i, y + dy, x + dx] * f[dy + r] * f[dx + r])
+    return out
+
+
+@pytest.mark.parametrize("shape, r", [((2, 13, 17), 3), ((1, 1, 1), 2), ((3, 5, 4), 0), ((20, 3, 3), 1)])
+def test_feather_matches_reference_and_never_erodes(shape, r):
+    alphas = np.random.default_rng(r).random(shape, dtype=np.float32)
+    alphas[alphas < 0.7] = 0.0
+    result = feather(alphas, r)
+    np.testing.assert_allclose(result, feather_reference(alphas, r), atol=1e-6)
+    assert np.all(result >= alphas)
+
+
+def test_feather_falls_off_outward():
+    alpha = np.zeros((1, 1, 11), np.float32)
+    alpha[0, 0, :3] = 1.0
+    np.testing.assert_allclose(feather(alpha, 3)[0, 0], [1, 1, 1, 0.75, 0.5, 0.25, 0, 0, 0, 0, 0])
+
+
+def test_isolated_layer_and_person_boxes():
+    rng = np.random.default_rng(14)
+    frame = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    alpha = np.zeros((2, 6, 7), np.float32)
+    alpha[0, 1:3, 2:6] = 0.6
+    layer = isolated_layer(frame, alpha[0])
+    np.testing.assert_array_equal(layer[..., :3], frame)
+    np.testing.assert_array_equal(layer[..., 3], np.where(alpha[0] > 0, 153, 0))
+    boxes = person_boxes(alpha)
+    np.testing.assert_array_equal(boxes[0], [2, 1, 5, 2])
+    assert boxes[1, 2] < boxes[1, 0]

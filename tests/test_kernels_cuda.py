@@ -1,0 +1,159 @@
+"""CUDA sources: every .cu compiles with nvcc; on a CUDA device each kernel matches its CPU twin
+(random data and real footage from ../shared/media). Without CuPy or a device the parity tests skip."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from kernels import (Background, Effect, FusionParams, PersonLayers, Scene, composite, feather, fuse_causal,
+                     fuse_exact, gpu_available, luma_changes, masked_blur, preprocess)
+from kernels._arrays import kind_of
+from kernels._cuda import sources
+
+gpu = pytest.mark.skipif(not gpu_available(), reason="CuPy is not installed or sees no CUDA device")
+
+
+def test_there_are_cuda_sources_for_every_kernel_module():
+    assert {path.stem for path in sources()} == {"blur", "composite", "feather", "preprocess", "temporal"}
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
+@pytest.mark.parametrize("source", sources(), ids=lambda p: p.name)
+def test_cuda_source_compiles(source, tmp_path):
+    ptx = tmp_path / f"{source.stem}.ptx"
+    run = subprocess.run(["nvcc", "--ptx", "-arch=compute_80", "-std=c++17", "-Werror", "all-warnings",
+                          "-o", str(ptx), str(source)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert ".visible .entry" in ptx.read_text()
+
+
+def test_unknown_array_types_are_rejected():
+    with pytest.raises(TypeError, match="NumPy, CuPy or torch"):
+        kind_of([[1, 2]])
+
+
+def people_mattes(h, w, n, seed=0):
+    """Soft-edged ellipses, a stand-in for person mattes on real footage (no ground truth exists)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = np.empty((n, h, w), np.float32)
+    for i in range(n):
+        cy, cx = rng.uniform(0.3, 0.7) * h, (i + 0.5) / n * w
+        ry, rx = 0.35 * h, 0.6 * w / n
+        d = np.sqrt(((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2)
+        out[i] = np.clip((1.0 - d) * 8.0, 0.0, 1.0)
+    return out
+
+
+def video_frames(media, count):
+    import cv2
+
+    capture = cv2.VideoCapture(str(media / "video_test2.mp4"))
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        assert ok, "could not decode video_test2.mp4"
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def cases(shared_media=None):
+    rng = np.random.default_rng(0)
+    yield "random 37x53", [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8) for _ in range(3)]
+    if shared_media is not None:
+        yield "video_test2", video_frames(shared_media, 3)
+
+
+def close_bytes(gpu_out, cpu_out):
+    """uint8 outputs: float32 (GPU) vs float64 (CPU) sums may round a half level differently."""
+    diff = np.abs(gpu_out.astype(np.int16) - cpu_out.astype(np.int16))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+@gpu
+def test_parity_preprocess(shared_media):
+    import cupy
+
+    for _, frames in cases(shared_media):
+        batch = np.stack(frames)
+        cpu, box = preprocess(batch, (352, 640))
+        dev, dev_box = preprocess(cupy.asarray(batch), (352, 640))
+        assert dev_box == box
+        np.testing.assert_allclose(cupy.asnumpy(dev), cpu, atol=1e-4)
+
+
+@gpu
+def test_parity_temporal(shared_media):
+    import cupy
+
+    p = FusionParams(tau_y=10, eps=6 / 255, max_age=2, blend=0.2)
+    for _, frames in cases(shared_media):
+        h, w, _ = frames[0].shape
+        n = 4
+        host = dict(prev=np.zeros((h, w), np.uint8), matte=np.zeros((n, h, w), np.float32),
+                    age=np.zeros((n, h, w), np.uint8), pend=np.zeros((n, h, w), np.uint8))
+        dev = {k: cupy.asarray(v) for k, v in host.items()}
+        new = np.array([0, 1, 0, 0], np.uint8)
+        for t, frame in enumerate(frames):
+            alpha = people_mattes(h, w, n, seed=t)
+            c_cells, c_count = luma_changes(frame, host["prev"], p)
+            g_cells, g_count = luma_changes(cupy.asarray(frame), dev["prev"], p)
+            np.testing.assert_array_equal(cupy.asnumpy(g_cells), c_cells)
+            assert int(g_count[0]) == int(c_count[0])
+            np.testing.assert_array_equal(cupy.asnumpy(dev["prev"]), host["prev"])
+            c_out = fuse_causal(alpha, host["matte"], host["age"], host["pend"], new, c_cells, c_count, p, reset=t == 0)
+            g_out = fuse_causal(cupy.asarray(alpha), dev["matte"], dev["age"], dev["pend"], cupy.asarray(new),
+                                g_cells, g_count, p, reset=t == 0)
+            assert bool(g_out.scene_cut) == bool(c_out.scene_cut)
+            np.testing.assert_allclose(cupy.asnumpy(dev["matte"]), host["matte"], atol=1e-6)
+            np.testing.assert_array_equal(cupy.asnumpy(dev["age"]), host["age"])
+            np.testing.assert_array_equal(cupy.asnumpy(dev["pend"]), host["pend"])
+        alpha_next = people_mattes(h, w, n, seed=9)
+        flags = np.array([0, 0, 1, 1], np.uint8)
+        fuse_exact(alpha, alpha_next, host["matte"], flags, 1 - flags, c_cells, c_count, c_cells, c_count, p)
+        fuse_exact(cupy.asarray(alpha), cupy.asarray(alpha_next), dev["matte"], cupy.asarray(flags),
+                   cupy.asarray(1 - flags), g_cells, g_count, g_cells, g_count, p)
+        np.testing.assert_allclose(cupy.asnumpy(dev["matte"]), host["matte"], atol=1e-6)
+
+
+@gpu
+def test_parity_blur_feather_composite(shared_media):
+    import cupy
+
+    for _, frames in cases(shared_media):
+        frame = frames[0]
+        h, w, _ = frame.shape
+        alphas = people_mattes(h, w, 5)
+        close_bytes(cupy.asnumpy(masked_blur(cupy.asarray(frame), cupy.asarray(alphas), 9)),
+                    masked_blur(frame, alphas, 9))
+        np.testing.assert_allclose(cupy.asnumpy(feather(cupy.asarray(alphas), 4)), feather(alphas, 4), atol=1e-6)
+        layers = PersonLayers(np.array([0, 1, 2, 3, 4], np.int32), np.full((5, 3), 180, np.float32),
+                              np.full(5, 0.4, np.float32), np.array([0, -1, 1, -1, 0], np.int32))
+        own = np.stack([np.full((h, w, 3), 30, np.uint8), np.full((h, w, 3), 220, np.uint8)])
+        for background in Background:
+            scene = Scene(background=background, color=(0.0, 255.0, 0.0), blur_radius=7, privacy_radius=5)
+            image = frames[-1]
+            cpu = composite(frame, alphas, layers, scene, image=image, own_images=own)
+            dev = composite(cupy.asarray(frame), cupy.asarray(alphas), layers, scene, image=cupy.asarray(image),
+                            own_images=cupy.asarray(own))
+            close_bytes(cupy.asnumpy(dev), cpu)
+        spot = PersonLayers.uniform(5, Effect.SPOTLIGHT)
+        close_bytes(cupy.asnumpy(composite(cupy.asarray(frame), cupy.asarray(alphas), spot, Scene())),
+                    composite(frame, alphas, spot, Scene()))
+
+
+@gpu
+def test_torch_cuda_tensors_cross_by_dlpack():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA device here")
+    frame = torch.randint(0, 256, (37, 53, 3), dtype=torch.uint8, device="cuda")
+    result, _ = preprocess(frame, (32, 64))
+    assert isinstance(result, torch.Tensor) and result.is_cuda
+    expected, _ = preprocess(frame.cpu().numpy(), (32, 64))
+    np.testing.assert_allclose(result.cpu().numpy(), expected, atol=1e-4)

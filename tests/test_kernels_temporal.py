@@ -1,0 +1,285 @@
+"""Temporal fusion twins against the DESIGN section 4 pseudo-code, written out here pixel by pixel,
+and hand-built cases of each rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from kernels import FusionParams, fuse_causal, fuse_exact, luma_changes
+
+LOW, HIGH = np.float32(1 / 255), np.float32(254 / 255)
+
+
+def ref_cells(frame, prev_luma, p: FusionParams):
+    f = frame.astype(np.int64)
+    luma = (114 * f[..., 0] + 587 * f[..., 1] + 299 * f[..., 2] + 500) // 1000
+    moved = np.abs(luma - prev_luma.astype(np.int64)) > p.tau_y
+    h, w = moved.shape
+    ch, cw = math.ceil(h / p.cell), math.ceil(w / p.cell)
+    cells = np.zeros((ch, cw), np.uint8)
+    for cy in range(ch):
+        for cx in range(cw):
+            cells[cy, cx] = moved[cy * p.cell:(cy + 1) * p.cell, cx * p.cell:(cx + 1) * p.cell].any()
+    return cells, luma.astype(np.uint8)
+
+
+def ref_delta(cells, y, x, s):
+    cy, cx = y // s, x // s
+    return cells[max(0, cy - 1):cy + 2, max(0, cx - 1):cx + 2].any()
+
+
+def clamp(v):
+    return 0.0 if v <= LOW else 1.0 if v >= HIGH else v
+
+
+def ref_causal(alpha, matte, age, pend, new, cells, p: FusionParams, reset):
+    """DESIGN section 4, one pixel at a time (pend cleared on agreement); returns new (matte, age, pend)."""
+    matte, age, pend = matte.copy(), age.copy(), pend.copy()
+    cut = cells.mean() > p.rho
+    for i, y, x in np.ndindex(alpha.shape):
+        a, q = alpha[i, y, x], matte[i, y, x]
+        if new[i] or reset or cut or ref_delta(cells, y, x, p.cell):
+            out, age[i, y, x], pend[i, y, x] = a, 0, 0
+        elif abs(a - q) <= np.float32(p.eps):
+            if age[i, y, x] < p.max_age:
+                out, age[i, y, x], pend[i, y, x] = q + np.float32(p.blend) * (a - q), age[i, y, x] + 1, 0
+            else:
+                out, age[i, y, x], pend[i, y, x] = a, 0, 0
+        elif pend[i, y, x] == 0:
+            out, pend[i, y, x] = q, 1
+        else:
+            out, age[i, y, x], pend[i, y, x] = a, 0, 0
+        matte[i, y, x] = clamp(out)
+    return matte, age, pend
+
+
+class Stream:
+    """Explicit state of one stream with N tracks, as a wrapper would hold it."""
+
+    def __init__(self, tracks, h, w, p):
+        self.p = p
+        self.prev = np.zeros((h, w), np.uint8)
+        self.matte = np.zeros((tracks, h, w), np.float32)
+        self.age = np.zeros((tracks, h, w), np.uint8)
+        self.pend = np.zeros((tracks, h, w), np.uint8)
+
+    def step(self, frame, alpha, new=None, reset=False):
+        cells, count = luma_changes(frame, self.prev, self.p)
+        new = np.zeros(len(alpha), np.uint8) if new is None else np.asarray(new, np.uint8)
+        fused, cut = fuse_causal(np.asarray(alpha, np.float32), self.matte, self.age, self.pend, new, cells, count,
+                                 self.p, reset=reset)
+        return fused.copy(), bool(cut)
+
+
+def test_cell_changes_match_reference():
+    rng = np.random.default_rng(0)
+    p = FusionParams(tau_y=10, cell=8)
+    frame = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    prev = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+    prev[:20] = ref_cells(frame, prev, p)[1][:20]
+    expected_cells, expected_luma = ref_cells(frame, prev, p)
+    cells, count = luma_changes(frame, prev, p)
+    assert cells.shape == (5, 7)
+    np.testing.assert_array_equal(cells, expected_cells)
+    assert count[0] == expected_cells.sum() and 0 < count[0] < cells.size
+    np.testing.assert_array_equal(prev, expected_luma)
+
+
+@pytest.mark.parametrize("blend", [0.0, 0.25])
+def test_causal_matches_reference_over_a_sequence(blend):
+    rng = np.random.default_rng(1)
+    p = FusionParams(tau_y=12, cell=4, rho=0.6, eps=0.1, max_age=3, blend=blend)
+    h, w, n = 19, 23, 3
+    stream = Stream(n, h, w, p)
+    matte, age, pend = stream.matte.copy(), stream.age.copy(), stream.pend.copy()
+    frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    alpha = rng.random((n, h, w), dtype=np.float32)
+    oldest = 0
+    for t in range(10):
+        changed = frame.copy()
+        changed[: 4 * (t % 3)] = rng.integers(0, 256, changed[: 4 * (t % 3)].shape)
+        if t == 7:
+            changed = rng.integers(0, 256, changed.shape, dtype=np.uint8)
+        cells = ref_cells(changed, stream.prev, p)[0]
+        alpha = np.where(rng.random(alpha.shape) < 0.1, rng.random(alpha.shape), alpha).astype(np.float32)
+        alpha[:, 0, :5] = [0.002, 0.9975, 0.5, 1.0, 0.0]
+        new = (rng.random(n) < 0.2).astype(np.uint8)
+        matte, age, pend = ref_causal(alpha, matte, age, pend, new, cells, p, reset=t == 0)
+        fused, cut = stream.step(changed, alpha, new, reset=t == 0)
+        assert cut == (t == 0 or cells.mean() > p.rho)
+        np.testing.assert_allclose(fused, matte, atol=1e-6)
+        np.testing.assert_array_equal(stream.age, age)
+        np.testing.assert_array_equal(stream.pend, pend)
+        oldest = max(oldest, int(stream.age.max()))
+        frame = changed
+    assert oldest == p.max_age, "the sequence must exercise the age limit"
+
+
+def still_frame():
+    return np.full((16, 16, 3), 100, np.uint8)
+
+
+def warmed(alpha_value, p=FusionParams(eps=0.05, max_age=30)):
+    stream = Stream(1, 16, 16, p)
+    stream.step(still_frame(), np.full((1, 16, 16), alpha_value), reset=True)
+    return stream
+
+
+def test_hold_keeps_previous_matte_where_static_and_agreeing():
+    stream = warmed(0.5)
+    fused, cut = stream.step(still_frame(), np.full((1, 16, 16), 0.53))
+    assert not cut and np.all(fused == 0.5) and np.all(stream.age == 1)
+
+
+def test_changed_image_takes_prediction():
+    stream = warmed(0.5)
+    frame = still_frame()
+    frame[0:2, 0:2] = 250
+    fused, _ = stream.step(frame, np.full((1, 16, 16), 0.53))
+    assert np.allclose(fused[0, :16, :16], 0.53)
+    assert np.all(stream.age == 0)
+
+
+def test_dilation_reaches_neighbouring_cells_only():
+    p = FusionParams(cell=4, eps=0.05)
+    stream = Stream(1, 16, 16, p)
+    stream.step(still_frame(), np.full((1, 16, 16), 0.5), reset=True)
+    frame = still_frame()
+    frame[0, 0] = 250
+    fused, _ = stream.step(frame, np.full((1, 16, 16), 0.53))
+    np.testing.assert_allclose(fused[0, :8, :8], 0.53)
+    assert np.all(fused[0, 8:, :] == 0.5) and np.all(fused[0, :, 8:] == 0.5)
+
+
+def test_disagreement_waits_one_frame_then_is_accepted():
+    stream = warmed(0.2)
+    pop = np.full((1, 16, 16), 0.9)
+    fused, _ = stream.step(still_frame(), pop)
+    assert np.all(fused == np.float32(0.2)) and np.all(stream.pend == 1)
+    fused, _ = stream.step(still_frame(), pop)
+    assert np.all(fused == np.float32(0.9)) and np.all(stream.pend == 0)
+
+
+def test_one_frame_pop_is_ignored():
+    stream = warmed(0.2)
+    stream.step(still_frame(), np.full((1, 16, 16), 0.9))
+    fused, _ = stream.step(still_frame(), np.full((1, 16, 16), 0.21))
+    assert np.all(fused == np.float32(0.2)) and np.all(stream.pend == 0)
+
+
+def test_age_limit_bounds_how_long_a_value_is_carried():
+    p = FusionParams(eps=0.05, max_age=2)
+    stream = warmed(0.5, p)
+    outputs = [stream.step(still_frame(), np.full((1, 16, 16), 0.52))[0][0, 0, 0] for _ in range(3)]
+    assert outputs == [np.float32(0.5), np.float32(0.5), np.float32(0.52)]
+
+
+def test_scene_cut_resets_every_track():
+    stream = Stream(2, 16, 16, FusionParams(eps=0.05, rho=0.5))
+    stream.step(still_frame(), np.full((2, 16, 16), 0.5), reset=True)
+    stream.step(still_frame(), np.full((2, 16, 16), 0.9))
+    assert np.all(stream.pend == 1)
+    fused, cut = stream.step(np.full((16, 16, 3), 200, np.uint8), np.full((2, 16, 16), 0.52))
+    assert cut and np.allclose(fused, 0.52) and np.all(stream.pend == 0) and np.all(stream.age == 0)
+
+
+def test_new_track_takes_prediction_and_others_hold():
+    stream = Stream(2, 16, 16, FusionParams(eps=0.05))
+    stream.step(still_frame(), np.full((2, 16, 16), 0.5), reset=True)
+    fused, cut = stream.step(still_frame(), np.full((2, 16, 16), 0.52), new=[0, 1])
+    assert not cut and np.all(fused[0] == 0.5) and np.allclose(fused[1], 0.52)
+
+
+def test_blend_moves_towards_prediction():
+    stream = warmed(0.5, FusionParams(eps=0.05, blend=0.5))
+    fused, _ = stream.step(still_frame(), np.full((1, 16, 16), 0.54))
+    np.testing.assert_allclose(fused, 0.52, atol=1e-6)
+
+
+def test_saturation_clamp():
+    stream = Stream(1, 4, 4, FusionParams())
+    alpha = np.array([[0.003, 0.004, 0.996, 0.997]] * 4, np.float32)[None]
+    fused, _ = stream.step(np.zeros((4, 4, 3), np.uint8), alpha, reset=True)
+    np.testing.assert_array_equal(fused[0, 0], np.float32([0.0, 0.004, 0.996, 1.0]))
+
+
+def test_no_tracks():
+    stream = Stream(0, 8, 8, FusionParams())
+    fused, cut = stream.step(still_frame()[:8, :8], np.zeros((0, 8, 8), np.float32), reset=True)
+    assert fused.shape == (0, 8, 8) and cut
+
+
+def ref_exact(alpha, alpha_next, matte, new, has_next, cells_fwd, cells_bwd, p, reset):
+    out = np.empty_like(matte)
+    fresh_all = reset or cells_fwd.mean() > p.rho or cells_bwd.mean() > p.rho
+    for i, y, x in np.ndindex(alpha.shape):
+        keep = (not fresh_all and not new[i] and has_next[i] and not ref_delta(cells_fwd, y, x, p.cell)
+                and not ref_delta(cells_bwd, y, x, p.cell) and abs(alpha_next[i, y, x] - matte[i, y, x]) <= np.float32(p.eps))
+        out[i, y, x] = clamp(matte[i, y, x] if keep else alpha[i, y, x])
+    return out
+
+
+def test_exact_matches_reference():
+    rng = np.random.default_rng(5)
+    p = FusionParams(tau_y=12, cell=4, rho=0.6, eps=0.15)
+    h, w, n = 17, 21, 3
+    frames = rng.integers(0, 256, (3, h, w, 3), dtype=np.uint8)
+    frames[1, 8:] = frames[0, 8:]
+    frames[2, :12] = frames[1, :12]
+    prev = np.zeros((h, w), np.uint8)
+    luma_changes(frames[0], prev, p)
+    cells_fwd, count_fwd = luma_changes(frames[1], prev, p)
+    cells_bwd, count_bwd = luma_changes(frames[2], prev, p)
+    alpha = rng.random((n, h, w), dtype=np.float32)
+    alpha_next = np.where(rng.random((n, h, w)) < 0.5, alpha, rng.random((n, h, w))).astype(np.float32)
+    matte = np.where(rng.random((n, h, w)) < 0.5, alpha_next, rng.random((n, h, w))).astype(np.float32)
+    new = np.array([0, 0, 1], np.uint8)
+    has_next = np.array([1, 0, 1], np.uint8)
+    expected = ref_exact(alpha, alpha_next, matte, new, has_next, cells_fwd, cells_bwd, p, False)
+    fused, cut = fuse_exact(alpha, alpha_next, matte, new, has_next, cells_fwd, count_fwd, cells_bwd, count_bwd, p)
+    assert not cut and fused is matte
+    np.testing.assert_array_equal(matte, expected)
+    assert (expected[0] == alpha[0]).any() and (expected[0] != alpha[0]).any()
+
+
+def test_exact_two_sided_hold_and_release():
+    p = FusionParams(eps=0.05)
+    frame = still_frame()
+    prev = np.zeros((16, 16), np.uint8)
+    luma_changes(frame, prev, p)
+    cells, count = luma_changes(frame, prev, p)
+    flags = np.ones(1, np.uint8)
+    matte = np.full((1, 16, 16), 0.2, np.float32)
+    pop, back = np.full((1, 16, 16), 0.9, np.float32), np.full((1, 16, 16), 0.21, np.float32)
+    fuse_exact(pop, back, matte, flags * 0, flags, cells, count, cells, count, p)
+    assert np.all(matte == np.float32(0.2)), "a one-frame pop that the next frame contradicts is dropped at once"
+    fuse_exact(pop, pop, matte, flags * 0, flags, cells, count, cells, count, p)
+    assert np.all(matte == np.float32(0.9)), "a change the next frame confirms is taken at once"
+
+
+def test_torch_state_is_updated_in_place():
+    p = FusionParams(eps=0.05)
+    prev = torch.zeros((16, 16), dtype=torch.uint8)
+    frame = torch.from_numpy(still_frame())
+    cells, count = luma_changes(frame, prev, p)
+    assert isinstance(cells, torch.Tensor) and int(prev[0, 0]) == 100
+    matte = torch.zeros((1, 16, 16))
+    age = torch.zeros((1, 16, 16), dtype=torch.uint8)
+    pend = torch.zeros_like(age)
+    fused, cut = fuse_causal(torch.full((1, 16, 16), 0.5), matte, age, pend, torch.zeros(1, dtype=torch.uint8),
+                             cells, count, p, reset=True)
+    assert fused is matte and bool(cut) and torch.all(matte == 0.5)
+
+
+def test_errors_name_the_fix():
+    p = FusionParams()
+    with pytest.raises(TypeError, match="float32"):
+        fuse_causal(np.zeros((1, 8, 8)), np.zeros((1, 8, 8), np.float32), np.zeros((1, 8, 8), np.uint8),
+                    np.zeros((1, 8, 8), np.uint8), np.zeros(1, np.uint8), np.zeros((1, 1), np.uint8),
+                    np.zeros(1, np.int32), p)
+    with pytest.raises(ValueError, match="max_age"):
+        FusionParams(max_age=300)
