@@ -140,6 +140,61 @@ SinkConfig = Annotated[
 ]
 
 
+# --- effects -------------------------------------------------------------------------------------
+
+HexColour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", description="#RRGGBB")]
+
+
+def bgr(colour: str) -> tuple[int, int, int]:
+    """'#RRGGBB' as OpenCV's (B, G, R)."""
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return b, g, r
+
+
+class PersonEffectConfig(Strict):
+    """What one person looks like in the output.
+
+    effect: keep (as filmed), hide (removed: the background shows through), blur / pixelate
+    (privacy), tint (colour wash), spotlight (everyone else is dimmed). background: an own
+    background image; the part of the frame nearest this person shows it.
+    """
+
+    effect: Literal["keep", "hide", "blur", "pixelate", "tint", "spotlight"] = "keep"
+    tint: HexColour = "#3070ff"
+    strength: float = Field(0.5, ge=0, le=1, description="tint strength")
+    background: Path | None = None
+
+
+class BackgroundConfig(Strict):
+    """The layer behind everyone: original, blur (halo-free), color, image, video (looped) or transparent."""
+
+    kind: Literal["original", "blur", "color", "image", "video", "transparent"] = "original"
+    color: HexColour = "#00b140"
+    path: Path | None = None
+    blur_radius: int = Field(21, ge=1, le=200)
+
+    @model_validator(mode="after")
+    def _needs_path(self) -> "BackgroundConfig":
+        if self.kind in ("image", "video") and self.path is None:
+            raise ValueError(f"background kind {self.kind} needs path: the file to show")
+        return self
+
+
+class EffectsConfig(Strict):
+    """Per-person effects: `people` maps a track id (as shown by the tracker) to its effect;
+    everyone else, including people who appear later, gets `default`."""
+
+    background: BackgroundConfig = Field(default_factory=BackgroundConfig)
+    default: PersonEffectConfig = Field(default_factory=PersonEffectConfig)
+    people: dict[int, PersonEffectConfig] = Field(default_factory=dict)
+    feather: int = Field(0, ge=0, le=64, description="outward feather of every matte, pixels")
+    spotlight_dim: float = Field(0.3, ge=0, le=1)
+    privacy_radius: int = Field(12, ge=1, le=100, description="blur radius of the blur effect")
+    pixel_block: int = Field(16, ge=2, le=256, description="block size of the pixelate effect")
+    region_feather: float = Field(32.0, gt=0, description="cross-fade width between own-background regions, pixels")
+    isolate: list[int] = Field(default_factory=list, description="track ids also rendered alone as RGBA layers")
+
+
 # --- the whole job -------------------------------------------------------------------------------
 
 
@@ -151,6 +206,7 @@ class RunConfig(Strict):
 class Config(Strict):
     source: SourceConfig = Field(default_factory=SyntheticSourceConfig)
     sinks: list[SinkConfig] = Field(default_factory=lambda: [FileSinkConfig()])
+    effects: EffectsConfig = Field(default_factory=EffectsConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
     @model_validator(mode="after")
@@ -203,6 +259,8 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         value = yaml.safe_load(raw) if raw else ""
     except yaml.YAMLError:
         value = raw
+    if value is None and raw.strip() not in ("null", "Null", "NULL", "~"):
+        value = raw  # e.g. "#ff0000", which YAML reads as a comment
     parts = key.split(".")
     node: Any = data
     for i, part in enumerate(parts):

@@ -1,0 +1,153 @@
+"""Builds the output frame: a background layer, then every person with their own effect, back to front.
+
+Depth order: a person whose matte reaches lower in the frame stands nearer the camera and is drawn
+later. Background and own-background images are decoded once and resized once per output size;
+a video background loops. The per-pixel work is kernels.composite (CUDA on GPU, numba on CPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Sequence
+
+import av
+import cv2
+import numpy as np
+
+from kernels import Background, PersonLayers, Scene, composite, feather, isolated_layer, person_boxes
+from kernels._arrays import native, restore, kind_of, xp_of
+from livematte.config import BackgroundConfig, EffectsConfig, bgr
+from livematte.effects import EFFECT_CODES, EffectAssignments, select
+
+BACKGROUND_KINDS = {
+    "original": Background.ORIGINAL,
+    "blur": Background.BLUR,
+    "color": Background.COLOR,
+    "image": Background.IMAGE,
+    "video": Background.IMAGE,
+    "transparent": Background.TRANSPARENT,
+}
+
+
+class CompositorError(ValueError):
+    """A background or effect file that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Composite:
+    image: Any  # (H, W, 3) BGR, or (H, W, 4) BGRA with a transparent background; the frame's kind
+    isolated: dict[int, Any] = field(default_factory=dict)  # track id -> (H, W, 4) BGRA, that person alone
+    depth_order: list[int] = field(default_factory=list)  # track ids back to front
+
+
+@lru_cache(maxsize=16)
+def _read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CompositorError(f"cannot read background image {path}: check the path (PNG or JPEG)")
+    return image
+
+
+@lru_cache(maxsize=16)
+def _fitted(path: Path, width: int, height: int) -> np.ndarray:
+    """The image scaled to cover width x height (aspect kept) and centre-cropped: no bars, no stretch."""
+    image = _read_image(path)
+    scale = max(width / image.shape[1], height / image.shape[0])
+    size = (max(width, round(image.shape[1] * scale)), max(height, round(image.shape[0] * scale)))
+    resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top, left = (size[1] - height) // 2, (size[0] - width) // 2
+    return np.ascontiguousarray(resized[top:top + height, left:left + width])
+
+
+class LoopingVideo:
+    """A background video: one frame per output frame, from the start again at the end."""
+
+    def __init__(self, path: Path):
+        try:
+            self._container = av.open(str(path))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise CompositorError(f"cannot open background video {path}: {exc}") from None
+        if not self._container.streams.video:
+            raise CompositorError(f"background video {path} has no video stream")
+        self.path = path
+        self._frames = self._container.decode(video=0)
+
+    def next(self, width: int, height: int) -> np.ndarray:
+        frame = next(self._frames, None)
+        if frame is None:
+            self._container.seek(0)
+            self._frames = self._container.decode(video=0)
+            frame = next(self._frames)
+        image = frame.to_ndarray(format="bgr24")
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class Compositor:
+    def __init__(self, cfg: EffectsConfig):
+        self.cfg = cfg
+        self.effects = EffectAssignments(cfg)
+        background = cfg.background
+        self.scene = Scene(background=BACKGROUND_KINDS[background.kind], color=tuple(map(float, bgr(background.color))),
+                           blur_radius=background.blur_radius, privacy_radius=cfg.privacy_radius,
+                           pixel_block=cfg.pixel_block, spotlight_dim=cfg.spotlight_dim,
+                           region_feather=cfg.region_feather)
+        self._video = LoopingVideo(background.path) if background.kind == "video" else None
+        if background.kind == "image":
+            _read_image(background.path)  # fail now, not on the first frame
+        for spec in [cfg.default, *cfg.people.values()]:
+            if spec.background is not None:
+                _read_image(spec.background)
+        self._last: tuple[Any, list[int]] | None = None
+
+    def render(self, frame, mattes, track_ids: Sequence[int]) -> Composite:
+        """The output for one frame. frame: (H, W, 3) uint8 BGR; mattes: (N, H, W) float32 per track id."""
+        ids = [int(i) for i in track_ids]
+        if len(ids) != mattes.shape[0]:
+            raise ValueError(f"got {mattes.shape[0]} mattes but {len(ids)} track ids")
+        kind = kind_of(frame)
+        src, alphas = native(frame), native(mattes)
+        xp = xp_of(src)
+        height, width = src.shape[:2]
+        if self.cfg.feather and ids:
+            alphas = feather(alphas, self.cfg.feather)
+        boxes = person_boxes(alphas) if ids else np.zeros((0, 4), np.float32)
+        order = sorted(range(len(ids)), key=lambda i: (boxes[i, 3], boxes[i, 1]))  # lower bottom edge = nearer = later
+        ordered = alphas[order] if ids else alphas
+        specs = [self.effects.get(ids[i]) for i in order]
+        own_paths = sorted({s.background for s in specs if s.background is not None})
+        layers = PersonLayers(
+            effect=np.array([int(EFFECT_CODES[s.effect]) for s in specs], np.int32),
+            tint=np.array([bgr(s.tint) for s in specs], np.float32).reshape(-1, 3),
+            strength=np.array([s.strength for s in specs], np.float32),
+            background=np.array([own_paths.index(s.background) if s.background is not None else -1 for s in specs], np.int32),
+        )
+        own_images = xp.asarray(np.stack([_fitted(p, width, height) for p in own_paths])) if own_paths else None
+        image = self._background_image(width, height)
+        out = composite(src, ordered, layers, self.scene, image=None if image is None else xp.asarray(image),
+                        own_images=own_images, boxes=boxes[order] if ids else None)
+        isolated = {ids[i]: restore(isolated_layer(src, alphas[i]), kind) for i in range(len(ids)) if ids[i] in self.cfg.isolate}
+        self._last = (alphas, ids)
+        return Composite(restore(out, kind), isolated, [ids[i] for i in order])
+
+    def select(self, x: int, y: int) -> int | None:
+        """The track id of the person under pixel (x, y) of the last rendered frame, or None."""
+        if self._last is None:
+            return None
+        return select(self._last[0], self._last[1], x, y)
+
+    def _background_image(self, width: int, height: int) -> np.ndarray | None:
+        background: BackgroundConfig = self.cfg.background
+        if background.kind == "image":
+            return _fitted(background.path, width, height)
+        if self._video is not None:
+            return self._video.next(width, height)
+        return None
+
+    def close(self) -> None:
+        if self._video is not None:
+            self._video.close()

@@ -1,0 +1,140 @@
+"""Per-track temporal fusion state (DESIGN section 4) around the fusion kernels.
+
+The kernels work on state arrays in one fixed track order; this class keeps those arrays (on the
+device of the mattes it is given) and realigns them only when the set or order of tracks changes.
+
+Modes: "off" passes mattes through; "causal" (default) applies the guarded forward rule with no
+latency; "exact" applies MaGGIe's two-sided rule and so answers one frame late: update() returns
+the previous frame's mattes (None on the first frame) and flush() returns the last one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from kernels import FusionParams, fuse_causal, fuse_exact, luma_changes
+from kernels._arrays import kind_of, native, restore, xp_of
+
+Mode = Literal["off", "causal", "exact"]
+
+
+@dataclass
+class _Pending:
+    """Frame t of exact mode, waiting for t + 1."""
+
+    alpha: Any
+    ids: list[int]
+    cells: Any
+    count: Any
+    reset: bool
+
+
+class TemporalFuser:
+    def __init__(self, mode: Mode = "causal", params: FusionParams = FusionParams()):
+        if mode not in ("off", "causal", "exact"):
+            raise ValueError(f"temporal mode must be off, causal or exact, got {mode!r}")
+        self.mode, self.params = mode, params
+        self.delay = 1 if mode == "exact" else 0  # frames between a frame's update() and its result
+        self.ids: list[int] = []  # track ids of the mattes the last update() returned, in order
+        self._cuts = 0  # a device scalar on GPU: counting must not synchronise every frame
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (a new stream): the next frame is taken as predicted."""
+        self._luma = None
+        self._state_ids: list[int] = []
+        self._matte = self._age = self._pend = None
+        self._pending: _Pending | None = None
+
+    def update(self, frame, mattes, track_ids: Sequence[int]):
+        """Fused mattes for one frame; same kind (NumPy / CuPy / torch) and order as given.
+
+        frame: (H, W, 3) uint8 BGR; mattes: (N, H, W) float32 in [0, 1]; track_ids: N distinct ids.
+        The result is the fuser's own state array: read it before the next update().
+        In exact mode the result belongs to the previous call's frame (ids in self.ids), or is None.
+        """
+        ids = [int(i) for i in track_ids]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"track ids must be distinct, got {ids}")
+        if len(ids) != mattes.shape[0]:
+            raise ValueError(f"got {mattes.shape[0]} mattes but {len(ids)} track ids")
+        if self.mode == "off":
+            self.ids = ids
+            return mattes
+        kind = kind_of(mattes)
+        frame, alpha = native(frame), native(mattes)
+        reset = self._start(frame)
+        cells, count = luma_changes(frame, self._luma, self.params)
+        if self.mode == "causal":
+            matte, age, pend, new = self._aligned(ids, alpha)
+            fused = fuse_causal(alpha, matte, age, pend, new, cells, count, self.params, reset)
+            self._count_cut(fused.scene_cut, reset)
+            self.ids = ids
+            return restore(matte, kind)
+        pending, self._pending = self._pending, _Pending(alpha.copy(), ids, cells, count, reset)
+        if pending is None:
+            return None
+        return restore(self._exact(pending, alpha, ids, cells, count), kind)
+
+    def flush(self):
+        """Exact mode: the last frame's mattes, taken as predicted (there is no next frame); else None."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return None
+        xp = xp_of(pending.alpha)
+        kind = kind_of(pending.alpha)
+        return restore(self._exact(pending, pending.alpha, [], pending.cells, xp.zeros_like(pending.count)), kind)
+
+    def _start(self, frame) -> bool:
+        """(Re)start on the first frame or a size change; True when this frame must reset."""
+        height, width = frame.shape[:2]
+        if self._luma is not None and self._luma.shape == (height, width):
+            return False
+        self.reset()
+        self._luma = xp_of(frame).zeros((height, width), np.uint8)
+        return True
+
+    def _aligned(self, ids: list[int], like):
+        """State arrays (matte, age, pend) in the order of `ids`, plus the new-track flags."""
+        xp = xp_of(like)
+        if ids == self._state_ids and self._matte is not None and self._matte.shape == like.shape:
+            return self._matte, self._age, self._pend, xp.zeros(len(ids), np.uint8)
+        matte = xp.zeros(like.shape, np.float32)
+        age = xp.zeros(like.shape, np.uint8)
+        pend = xp.zeros(like.shape, np.uint8)
+        new = np.ones(len(ids), np.uint8)
+        slot = {track: j for j, track in enumerate(self._state_ids)}
+        for j, track in enumerate(ids):
+            if track in slot:
+                k = slot[track]
+                matte[j], age[j], pend[j], new[j] = self._matte[k], self._age[k], self._pend[k], 0
+        self._state_ids, self._matte, self._age, self._pend = ids, matte, age, pend
+        return matte, age, pend, xp.asarray(new)
+
+    def _exact(self, pending: _Pending, alpha_next, next_ids: list[int], cells_bwd, count_bwd):
+        """Fuse frame t (pending) now that t + 1 (alpha_next, next_ids) is known."""
+        xp = xp_of(pending.alpha)
+        matte, _, _, new = self._aligned(pending.ids, pending.alpha)
+        where = {track: j for j, track in enumerate(next_ids)}
+        following = xp.zeros_like(pending.alpha)
+        has_next = np.zeros(len(pending.ids), np.uint8)
+        for j, track in enumerate(pending.ids):
+            if track in where:
+                following[j], has_next[j] = alpha_next[where[track]], 1
+        fused = fuse_exact(pending.alpha, following, matte, new, xp.asarray(has_next), pending.cells, pending.count,
+                           cells_bwd, count_bwd, self.params, pending.reset)
+        self._count_cut(fused.scene_cut, pending.reset)
+        self.ids = pending.ids
+        return matte
+
+    def _count_cut(self, scene_cut, reset: bool) -> None:
+        if not reset:  # the kernels flag the first frame of a stream too; that is a start, not a cut
+            self._cuts = self._cuts + scene_cut
+
+    @property
+    def scene_cuts(self) -> int:
+        """Scene cuts seen so far (each reset every track)."""
+        return int(self._cuts)

@@ -1,0 +1,141 @@
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from livematte.config import BackgroundConfig, EffectsConfig, PersonEffectConfig
+from livematte.compositor import Compositor, CompositorError
+from tests.media import ffmpeg
+
+H, W = 60, 80
+GREY = 120
+
+
+def scene():
+    """A grey frame with two people: 7 on the left (feet at row 40), 8 on the right (feet at row 55)."""
+    frame = np.full((H, W, 3), GREY, np.uint8)
+    frame[:, ::2, 0] = 250  # fine stripes, so blur is visible
+    mattes = np.zeros((2, H, W), np.float32)
+    mattes[0, 10:40, 5:25] = 1.0
+    mattes[1, 20:55, 50:70] = 1.0
+    return frame, mattes, [7, 8]
+
+
+def render(cfg, frame=None, mattes=None, ids=None):
+    f, m, i = scene()
+    return Compositor(cfg).render(f if frame is None else frame, m if mattes is None else mattes, i if ids is None else ids)
+
+
+def test_colour_background_keeps_people_as_filmed():
+    frame, mattes, ids = scene()
+    out = render(EffectsConfig(background=BackgroundConfig(kind="color", color="#ff0000"))).image
+    assert (out[0, 0] == (0, 0, 255)).all(), "background pixels show the colour (BGR)"
+    assert np.array_equal(out[20, 10], frame[20, 10]) and np.array_equal(out[30, 60], frame[30, 60])
+
+
+def test_hide_tint_and_per_person_assignment():
+    cfg = EffectsConfig(background=BackgroundConfig(kind="color", color="#000000"),
+                        people={7: PersonEffectConfig(effect="hide"),
+                                8: PersonEffectConfig(effect="tint", tint="#00ff00", strength=1.0)})
+    out = render(cfg).image
+    assert (out[20, 10] == 0).all(), "hidden person: the background shows through"
+    assert (out[30, 60] == (0, 255, 0)).all(), "fully tinted person"
+
+
+def test_new_people_get_the_default_and_assignments_change_live():
+    frame, mattes, ids = scene()
+    compositor = Compositor(EffectsConfig(background=BackgroundConfig(kind="color"), default=PersonEffectConfig(effect="hide")))
+    first = compositor.render(frame, mattes, ids).image
+    assert (first[20, 10] == first[0, 0]).all()
+    compositor.effects.set(7, PersonEffectConfig(effect="keep"))
+    second = compositor.render(frame, mattes, ids).image
+    assert np.array_equal(second[20, 10], frame[20, 10]) and (second[30, 60] == second[0, 0]).all()
+
+
+def test_blur_effect_changes_only_that_person():
+    frame, mattes, ids = scene()
+    out = render(EffectsConfig(people={8: PersonEffectConfig(effect="blur")})).image
+    assert np.array_equal(out[20, 10], frame[20, 10])
+    assert np.array_equal(out[0, 0], frame[0, 0])
+    assert abs(int(out[30, 60, 0]) - 185) < 30, "the stripes average out inside person 8"
+
+
+def test_nearer_person_is_drawn_in_front():
+    frame, mattes, ids = scene()
+    mattes[1, 10:55, 15:35] = 1.0  # person 8 overlaps person 7 and stands nearer (lower feet)
+    cfg = EffectsConfig(people={7: PersonEffectConfig(effect="tint", tint="#ff0000", strength=1.0),
+                                8: PersonEffectConfig(effect="tint", tint="#0000ff", strength=1.0)})
+    result = render(cfg, mattes=mattes)
+    assert result.depth_order == [7, 8]
+    assert (result.image[25, 20] == (255, 0, 0)).all(), "the overlap shows the front person (blue)"
+    assert (result.image[25, 8] == (0, 0, 255)).all()
+
+
+def test_own_background_regions(tmp_path):
+    beach = tmp_path / "beach.png"
+    cv2.imwrite(str(beach), np.full((30, 40, 3), (200, 180, 60), np.uint8))
+    cfg = EffectsConfig(background=BackgroundConfig(kind="color", color="#000000"),
+                        people={7: PersonEffectConfig(background=beach)}, region_feather=2)
+    out = render(cfg).image
+    assert (out[5, 2] == (200, 180, 60)).all(), "the region nearest person 7 shows their background"
+    assert (out[5, 78] == 0).all(), "the region nearest person 8 shows the scene background"
+
+
+def test_transparent_background_and_isolated_layers():
+    frame, mattes, ids = scene()
+    mattes[0, 10:40, 5:25] = 0.5
+    result = render(EffectsConfig(background=BackgroundConfig(kind="transparent"), isolate=[8]), mattes=mattes)
+    assert result.image.shape == (H, W, 4)
+    assert result.image[0, 0, 3] == 0 and result.image[30, 60, 3] == 255 and abs(int(result.image[20, 10, 3]) - 128) <= 1
+    assert list(result.isolated) == [8]
+    alone = result.isolated[8]
+    assert alone.shape == (H, W, 4) and alone[30, 60, 3] == 255 and alone[20, 10, 3] == 0
+    assert np.array_equal(alone[30, 60, :3], frame[30, 60])
+
+
+def test_halo_free_background_blur_keeps_person_colour_out():
+    frame = np.full((H, W, 3), 50, np.uint8)
+    mattes = np.zeros((1, H, W), np.float32)
+    mattes[0, 20:40, 30:50] = 1.0
+    frame[20:40, 30:50] = 250
+    out = render(EffectsConfig(background=BackgroundConfig(kind="blur", blur_radius=6)), frame, mattes, [1]).image
+    assert abs(int(out[30, 27, 0]) - 50) <= 1, "next to the person the blurred background has no person colour"
+    assert (out[30, 40] == 250).all()
+
+
+def test_video_background_loops(tmp_path):
+    clip = tmp_path / "bg.mkv"
+    subprocess.run([ffmpeg(), "-loglevel", "error", "-f", "lavfi", "-i", "color=c=red:s=40x30:r=10:d=0.2",
+                    "-f", "lavfi", "-i", "color=c=blue:s=40x30:r=10:d=0.2", "-filter_complex", "[0][1]concat=n=2",
+                    "-c:v", "ffv1", str(clip)], check=True)
+    compositor = Compositor(EffectsConfig(background=BackgroundConfig(kind="video", path=clip)))
+    frame, mattes, ids = scene()
+    colours = [tuple(compositor.render(frame, mattes, ids).image[0, 0]) for _ in range(6)]
+    compositor.close()
+    red, blue = (0, 0, 254), (254, 0, 0)
+    near = lambda c, ref: max(abs(int(a) - b) for a, b in zip(c, ref)) <= 8  # noqa: E731
+    assert [near(c, red) for c in colours] == [True, True, False, False, True, True]
+    assert all(near(c, blue) for c in colours[2:4])
+
+
+def test_missing_background_file_fails_at_start(tmp_path):
+    with pytest.raises(CompositorError, match="cannot read background image .*nope.png"):
+        Compositor(EffectsConfig(background=BackgroundConfig(kind="image", path=tmp_path / "nope.png")))
+    with pytest.raises(CompositorError, match="cannot read background image"):
+        Compositor(EffectsConfig(people={1: PersonEffectConfig(background=tmp_path / "nope.png")}))
+
+
+def test_select_picks_the_person_under_the_click():
+    frame, mattes, ids = scene()
+    compositor = Compositor(EffectsConfig())
+    assert compositor.select(10, 20) is None, "nothing rendered yet"
+    compositor.render(frame, mattes, ids)
+    assert compositor.select(10, 20) == 7 and compositor.select(60, 30) == 8
+    assert compositor.select(45, 5) is None and compositor.select(500, 5) is None
+
+
+def test_no_people():
+    frame = np.full((H, W, 3), 90, np.uint8)
+    out = render(EffectsConfig(background=BackgroundConfig(kind="blur")), frame, np.zeros((0, H, W), np.float32), [])
+    assert np.array_equal(out.image, frame)

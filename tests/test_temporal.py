@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+from kernels import FusionParams
+from livematte.temporal import TemporalFuser
+
+H, W = 24, 32
+
+
+def still_frame(level=100):
+    return np.full((H, W, 3), level, np.uint8)
+
+
+def mattes(*values):
+    return np.stack([np.full((H, W), v, np.float32) for v in values])
+
+
+def test_off_passes_through():
+    fuser = TemporalFuser("off")
+    m = mattes(0.3, 0.7)
+    assert fuser.update(still_frame(), m, [4, 9]) is m and fuser.ids == [4, 9]
+
+
+def test_causal_holds_a_one_frame_pop_on_a_still_image():
+    fuser = TemporalFuser("causal")
+    fuser.update(still_frame(), mattes(0.5), [1])
+    popped = fuser.update(still_frame(), mattes(0.9), [1])
+    assert np.allclose(popped, 0.5), "a one-frame disagreement on a still image is ignored"
+    persisted = fuser.update(still_frame(), mattes(0.9), [1])
+    assert np.allclose(persisted, 0.9), "a disagreement that persists is accepted one frame later"
+
+
+def test_state_follows_ids_not_positions():
+    fuser = TemporalFuser("causal")
+    fuser.update(still_frame(), mattes(0.2, 0.8), [1, 2])
+    swapped = fuser.update(still_frame(), mattes(0.8 + 0.01, 0.2 + 0.01), [2, 1])
+    assert np.allclose(swapped[0], 0.8) and np.allclose(swapped[1], 0.2), "held values moved with their ids"
+    assert fuser.ids == [2, 1]
+
+
+def test_new_track_takes_its_prediction_and_a_returning_id_keeps_no_stale_state():
+    fuser = TemporalFuser("causal")
+    fuser.update(still_frame(), mattes(0.2), [1])
+    out = fuser.update(still_frame(), mattes(0.2, 0.6), [1, 2])
+    assert np.allclose(out[1], 0.6)
+    fuser.update(still_frame(), mattes(0.2), [1])
+    back = fuser.update(still_frame(), mattes(0.2, 0.9), [1, 2])
+    assert np.allclose(back[1], 0.9), "id 2 was absent for a frame: its old state is gone"
+
+
+def test_changed_image_trusts_the_network():
+    fuser = TemporalFuser("causal", FusionParams(tau_y=8))
+    fuser.update(still_frame(100), mattes(0.5), [1])
+    out = fuser.update(still_frame(140), mattes(0.9), [1])
+    assert np.allclose(out, 0.9)
+
+
+def test_frame_size_change_resets():
+    fuser = TemporalFuser("causal")
+    fuser.update(still_frame(), mattes(0.5), [1])
+    other = np.full((10, 12, 3), 100, np.uint8)
+    out = fuser.update(other, np.full((1, 10, 12), 0.9, np.float32), [1])
+    assert np.allclose(out, 0.9)
+
+
+def test_scene_cut_is_counted():
+    fuser = TemporalFuser("causal")
+    fuser.update(still_frame(10), mattes(0.5), [1])
+    fuser.update(still_frame(200), mattes(0.6), [1])
+    assert fuser.scene_cuts == 1
+
+
+def test_exact_mode_is_one_frame_late_and_flushes():
+    fuser = TemporalFuser("exact")
+    assert fuser.delay == 1
+    assert fuser.update(still_frame(), mattes(0.5), [1]) is None
+    first = fuser.update(still_frame(), mattes(0.9), [1])
+    assert np.allclose(first, 0.5) and fuser.ids == [1]
+    second = fuser.update(still_frame(), mattes(0.5), [1]).copy()
+    assert np.allclose(second, 0.5), "t+1 agrees with the fused t-1 on a still image: the pop at t is removed"
+    last = fuser.flush()
+    assert np.allclose(last, 0.5) and fuser.flush() is None
+
+
+def test_exact_mode_when_a_track_leaves():
+    fuser = TemporalFuser("exact")
+    fuser.update(still_frame(), mattes(0.4, 0.6), [1, 2])
+    out = fuser.update(still_frame(), mattes(0.4), [1])
+    assert out.shape == (2, H, W) and fuser.ids == [1, 2]
+    assert np.allclose(out[1], 0.6)
+
+
+def test_bad_inputs():
+    fuser = TemporalFuser("causal")
+    with pytest.raises(ValueError, match="distinct"):
+        fuser.update(still_frame(), mattes(0.1, 0.2), [3, 3])
+    with pytest.raises(ValueError, match="2 mattes but 1 track ids"):
+        fuser.update(still_frame(), mattes(0.1, 0.2), [3])
+    with pytest.raises(ValueError, match="off, causal or exact"):
+        TemporalFuser("smooth")
+
+
+def test_torch_in_torch_out():
+    torch = pytest.importorskip("torch")
+    fuser = TemporalFuser("causal")
+    fuser.update(torch.from_numpy(still_frame()), torch.from_numpy(mattes(0.5)), [1])
+    out = fuser.update(torch.from_numpy(still_frame()), torch.from_numpy(mattes(0.9)), [1])
+    assert isinstance(out, torch.Tensor) and torch.allclose(out, torch.tensor(0.5))
