@@ -60,7 +60,7 @@ def test_unknown_key_in_a_sink_list_entry(tmp_path):
 
 
 def test_unknown_top_level_section(tmp_path):
-    with pytest.raises(ConfigError, match="engine: unknown key; allowed here: source, sinks, run"):
+    with pytest.raises(ConfigError, match="engine: unknown key; allowed here: source, sinks, effects, run"):
         load_config(write(tmp_path, "engine: {}\n"))
 
 
