@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from kernels import (Effect, FusionParams, PersonLayers, Scene, Background, composite, feather, fuse_causal,
-                     input_size_for, luma_changes, masked_blur, preprocess)
+                     input_size_for, frame_changes, masked_blur, preprocess)
 from kernels.blur import DELTA
 from kernels.feather import falloff
 from kernels.preprocess import normalisation
@@ -92,9 +92,7 @@ def np_preprocess(frame, out_h, out_w):
 
 
 def np_fusion(frame, prev, alpha, matte, age, pend, p: FusionParams):
-    f = frame.astype(np.int32)
-    luma = (114 * f[..., 0] + 587 * f[..., 1] + 299 * f[..., 2] + 500) // 1000
-    moved = np.abs(luma - prev) > p.tau_y
+    moved = np.abs(frame.astype(np.int32) - prev).max(axis=2) > p.tau_y
     h, w = moved.shape
     ch, cw = p.cells_shape(h, w)
     padded = np.zeros((ch * p.cell, cw * p.cell), bool)
@@ -112,7 +110,7 @@ def np_fusion(frame, prev, alpha, matte, age, pend, p: FusionParams):
     wait = static & ~agree & (pend == 0)
     out = np.where(hold, matte + np.float32(p.blend) * (alpha - matte), np.where(wait, matte, alpha))
     out = np.where(out <= np.float32(1 / 255), 0.0, np.where(out >= np.float32(254 / 255), 1.0, out)).astype(np.float32)
-    return out, np.where(hold, age + 1, np.where(wait, age, 0)).astype(np.uint8), wait.astype(np.uint8), luma
+    return out, np.where(hold, age + 1, np.where(wait, age, 0)).astype(np.uint8), wait.astype(np.uint8), frame.copy()
 
 
 def np_composite(frame, alphas, layers: PersonLayers, scene: Scene):
@@ -190,12 +188,12 @@ def bench_case(size: str, n: int, repeats: int) -> dict:
     net_h, net_w = input_size_for(h, w)
     layers = mixed_layers(n)
     scene = Scene(background=Background.COLOR, color=(0.0, 177.0, 64.0), spotlight_dim=0.4)
-    luma0 = np.zeros((h, w), np.uint8)
-    luma_changes(prev_frame, luma0, PARAMS)
+    frame0 = np.zeros((h, w, 3), np.uint8)
+    frame_changes(prev_frame, frame0, PARAMS)
     state = {}
 
     def reset_state():
-        state.update(prev=luma0.copy(), matte=previous.copy(), age=np.zeros((n, h, w), np.uint8),
+        state.update(prev=frame0.copy(), matte=previous.copy(), age=np.zeros((n, h, w), np.uint8),
                      pend=np.zeros((n, h, w), np.uint8))
 
     reset_state()
@@ -203,8 +201,8 @@ def bench_case(size: str, n: int, repeats: int) -> dict:
     pre_out = np.empty((3, net_h, net_w), np.float32)
 
     def twin_fusion():
-        state["prev"][:] = luma0
-        cells, count = luma_changes(frame, state["prev"], PARAMS)
+        state["prev"][:] = frame0
+        cells, count = frame_changes(frame, state["prev"], PARAMS)
         fuse_causal(alphas, state["matte"], state["age"], state["pend"], new, cells, count, PARAMS)
 
     twins = {
@@ -216,7 +214,7 @@ def bench_case(size: str, n: int, repeats: int) -> dict:
     }
     numpy = {
         "preprocess": lambda: np_preprocess(frame, net_h, net_w),
-        "fusion": lambda: np_fusion(frame, luma0.astype(np.int32), alphas, previous, np.zeros((n, h, w), np.uint8),
+        "fusion": lambda: np_fusion(frame, frame0.astype(np.int32), alphas, previous, np.zeros((n, h, w), np.uint8),
                                     np.zeros((n, h, w), np.uint8), PARAMS),
         "composite": lambda: np_composite(frame, alphas, layers, scene),
         "masked_blur": lambda: np_masked_blur(frame, alphas, BLUR_RADIUS),
@@ -225,7 +223,7 @@ def bench_case(size: str, n: int, repeats: int) -> dict:
 
     reset_state()
     twin_fusion()
-    np_out = np_fusion(frame, luma0.astype(np.int32), alphas, previous, np.zeros((n, h, w), np.uint8),
+    np_out = np_fusion(frame, frame0.astype(np.int32), alphas, previous, np.zeros((n, h, w), np.uint8),
                        np.zeros((n, h, w), np.uint8), PARAMS)
     agreement = {
         "preprocess": float(np.abs(preprocess(frame, (net_h, net_w))[0] - np_preprocess(frame, net_h, net_w)).max()),
@@ -289,7 +287,7 @@ def main(argv=None) -> int:
         "note": ("The CPU is shared with other work while this runs, so absolute timings are noisy; the twin/NumPy "
                  "ratios, measured in the same run, are what counts. With the cores already busy, one numba thread can beat two "
                  "(a parallel region waits for its descheduled thread), hence runs at several thread counts. Mattes are synthetic soft ellipses; composite uses "
-                 "a solid-colour background with keep/tint/hide/spotlight people; fusion = luma_changes + fuse_causal."),
+                 "a solid-colour background with keep/tint/hide/spotlight people; fusion = frame_changes + fuse_causal."),
         "settings": {"blur_radius": BLUR_RADIUS, "feather_radius": FEATHER_RADIUS, "fusion": vars(PARAMS),
                      "repeats": args.repeats},
         "targets": {

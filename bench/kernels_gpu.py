@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from kernels import (Background, FusionParams, Scene, composite, feather, fuse_causal, gpu_available,
-                     input_size_for, luma_changes, masked_blur, preprocess)
+                     input_size_for, frame_changes, masked_blur, preprocess)
 from kernels_cpu import BLUR_RADIUS, FEATHER_RADIUS, PARAMS, frames_at, mixed_layers, people_mattes
 
 SIZES = {"1080p": (1080, 1920), "4K": (2160, 3840)}
@@ -53,8 +53,8 @@ def bench_case(size: str, n: int, repeats: int) -> dict:
     net_h, net_w = input_size_for(h, w)
     layers = mixed_layers(n)
     scene = Scene(background=Background.COLOR, color=(0.0, 177.0, 64.0), spotlight_dim=0.4)
-    luma = cupy.zeros((h, w), np.uint8)
-    luma_changes(prev_frame, luma, PARAMS)
+    previous = cupy.zeros((h, w, 3), np.uint8)
+    frame_changes(prev_frame, previous, PARAMS)
     matte = cupy.asarray(people_mattes(h, w, n, seed=1))
     age = cupy.zeros((n, h, w), np.uint8)
     pend = cupy.zeros((n, h, w), np.uint8)
@@ -65,7 +65,7 @@ def bench_case(size: str, n: int, repeats: int) -> dict:
     out = cupy.empty((h, w, 3), np.uint8)
 
     def fusion():
-        luma_changes(frame, luma, PARAMS, cells, count)
+        frame_changes(frame, previous, PARAMS, cells, count)
         fuse_causal(alphas, matte, age, pend, new, cells, count, PARAMS)
 
     kernels = {
@@ -96,13 +96,13 @@ def parity() -> dict:
     report["preprocess"] = float(abs(cupy.asnumpy(preprocess(cupy.asarray(frame), (352, 640))[0]) - cpu).max())
 
     p = FusionParams(**{**vars(PARAMS), "blend": 0.2})
-    host = [np.zeros((h, w), np.uint8), people_mattes(h, w, n, seed=1), np.zeros((n, h, w), np.uint8),
+    host = [np.zeros((h, w, 3), np.uint8), people_mattes(h, w, n, seed=1), np.zeros((n, h, w), np.uint8),
             np.zeros((n, h, w), np.uint8)]
     dev = [cupy.asarray(a) for a in host]
     worst = 0.0
     for reset, f in ((True, prev_frame), (False, frame)):
-        c_cells, c_count = luma_changes(f, host[0], p)
-        g_cells, g_count = luma_changes(cupy.asarray(f), dev[0], p)
+        c_cells, c_count = frame_changes(f, host[0], p)
+        g_cells, g_count = frame_changes(cupy.asarray(f), dev[0], p)
         fuse_causal(alphas, *host[1:], np.zeros(n, np.uint8), c_cells, c_count, p, reset=reset)
         fuse_causal(cupy.asarray(alphas), *dev[1:], cupy.zeros(n, np.uint8), g_cells, g_count, p, reset=reset)
         worst = max(worst, float(abs(cupy.asnumpy(dev[1]) - host[1]).max()),

@@ -10,10 +10,10 @@ from kernels.composite import Background, Effect, PersonLayers, Scene, composite
 from kernels.feather import feather
 from kernels.letterbox import Letterbox, input_size_for
 from kernels.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess
-from kernels.temporal import FusionParams, Fused, fuse_causal, fuse_exact, luma_changes
+from kernels.temporal import FusionParams, Fused, frame_changes, fuse_causal, fuse_exact
 
 __all__ = [
     "Background", "Effect", "Fused", "FusionParams", "IMAGENET_MEAN", "IMAGENET_STD", "Letterbox", "PersonLayers",
-    "Scene", "composite", "feather", "fuse_causal", "fuse_exact", "gpu_available", "input_size_for",
-    "isolated_layer", "luma_changes", "masked_blur", "person_boxes", "preprocess",
+    "Scene", "composite", "feather", "frame_changes", "fuse_causal", "fuse_exact", "gpu_available", "input_size_for",
+    "isolated_layer", "masked_blur", "person_boxes", "preprocess",
 ]

@@ -1,14 +1,11 @@
 // Temporal fusion of per-track mattes (DESIGN section 4); the CPU twin is kernels/temporal.py.
-// Luma is integer BT.601, (299 R + 587 G + 114 B + 500) / 1000, so CPU and GPU agree exactly on it.
+// The change test is per channel in integers, max over B, G, R of |I_t - I_prev| > tau, so CPU and GPU
+// agree exactly. It refines DESIGN section 4's luma test on purpose: luma alone misses isoluminant motion.
 
-__device__ __forceinline__ int luma_of(const unsigned char* bgr) {
-    return (114 * bgr[0] + 587 * bgr[1] + 299 * bgr[2] + 500) / 1000;
-}
-
-// One thread per s x s cell: cells[c] = 1 where any pixel's luma moved by more than tau; prev_luma
-// becomes this frame's luma; count (zeroed by the caller) receives the number of changed cells.
-extern "C" __global__ void luma_changes(
-    const unsigned char* frame, unsigned char* prev_luma, unsigned char* cells, int* count,
+// One thread per s x s cell: cells[c] = 1 where any pixel's largest per-channel change exceeds tau;
+// prev_frame (H, W, 3) becomes this frame; count (zeroed by the caller) receives the number of changed cells.
+extern "C" __global__ void frame_changes(
+    const unsigned char* frame, unsigned char* prev_frame, unsigned char* cells, int* count,
     int h, int w, int s, int cells_h, int cells_w, float tau) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= cells_h * cells_w) return;
@@ -19,10 +16,14 @@ extern "C" __global__ void luma_changes(
     unsigned char changed = 0;
     for (int y = y0; y < y1; ++y) {
         for (int x = x0; x < x1; ++x) {
-            long long p = (long long)y * w + x;
-            int luma = luma_of(frame + 3 * p);
-            if (fabsf((float)(luma - (int)prev_luma[p])) > tau) changed = 1;
-            prev_luma[p] = (unsigned char)luma;
+            long long p = 3 * ((long long)y * w + x);
+            int moved = 0;
+            for (int k = 0; k < 3; ++k) {
+                unsigned char value = frame[p + k];
+                moved = max(moved, abs((int)value - (int)prev_frame[p + k]));
+                prev_frame[p + k] = value;
+            }
+            if ((float)moved > tau) changed = 1;
         }
     }
     cells[c] = changed;

@@ -2,9 +2,16 @@
 the one-frame-delay exact rule. temporal.cu holds the CUDA kernels; the twins below compute the same.
 
 The API works on explicit state arrays so that a stateful wrapper (livematte/temporal.py) stays thin:
-per stream, prev_luma (H, W) uint8; per track (N tracks), matte (N, H, W) float32 (the previous fused
-matte, which each call overwrites with the new fused one), age and pend (N, H, W) uint8. A frame's
-change map is `cells` (ceil(H/s), ceil(W/s)) uint8 with `count` (1,) int32 changed cells.
+per stream, prev_frame (H, W, 3) uint8 (the previous BGR frame); per track (N tracks), matte (N, H, W)
+float32 (the previous fused matte, which each call overwrites with the new fused one), age and pend
+(N, H, W) uint8. A frame's change map is `cells` (ceil(H/s), ceil(W/s)) uint8 with `count` (1,) int32
+changed cells.
+
+The change test is colour-aware: a pixel changed when max over B, G, R of |I_t - I_prev| > tau_y. This
+deliberately refines DESIGN section 4's luma test |Y_t - Y_prev| > tau_y: luma alone is blind to
+isoluminant motion (a figure whose clothes have the background's luma walks and the map says "static",
+so the fusion holds stale mattes). The per-channel maximum is never below the luma change (luma is a
+convex mix of the channels), so everything the luma test flagged is still flagged.
 """
 
 from __future__ import annotations
@@ -25,10 +32,11 @@ SATURATE_HIGH = np.float32(254.0 / 255.0)
 
 @dataclass(frozen=True)
 class FusionParams:
-    """tau_y: luma change (grey levels) that marks a pixel as changed; cell: side s of the change cells;
-    rho: fraction of changed cells above which the frame is a scene cut; eps: largest |prediction -
-    previous| still called agreement; max_age: L, frames a value may be carried; blend: k, how far a
-    held value moves towards the prediction each frame (0 = hold exactly)."""
+    """tau_y: largest per-channel change max(|dB|, |dG|, |dR|) (grey levels) still called static (a pixel
+    changed when it is exceeded; a colour-aware refinement of DESIGN section 4's luma test); cell: side s
+    of the change cells; rho: fraction of changed cells above which the frame is a scene cut; eps: largest
+    |prediction - previous| still called agreement; max_age: L, frames a value may be carried; blend: k,
+    how far a held value moves towards the prediction each frame (0 = hold exactly)."""
 
     tau_y: float = 12.0
     cell: int = 8
@@ -66,17 +74,19 @@ class Fused(NamedTuple):
 
 
 @njit(parallel=True, cache=True)
-def _luma_changes_cpu(frame, prev_luma, cells, s, tau):
-    h, w = prev_luma.shape
+def _frame_changes_cpu(frame, prev_frame, cells, s, tau):
+    h, w, _ = prev_frame.shape
     for cy in prange(cells.shape[0]):
         cells[cy, :] = 0
         for y in range(cy * s, min(h, cy * s + s)):
             for x in range(w):
-                luma = (114 * np.int32(frame[y, x, 0]) + 587 * np.int32(frame[y, x, 1])
-                        + 299 * np.int32(frame[y, x, 2]) + 500) // 1000
-                if abs(luma - np.int32(prev_luma[y, x])) > tau:
+                moved = 0
+                for c in range(3):
+                    value = frame[y, x, c]
+                    moved = max(moved, abs(np.int32(value) - np.int32(prev_frame[y, x, c])))
+                    prev_frame[y, x, c] = value
+                if moved > tau:
                     cells[cy, x // s] = 1
-                prev_luma[y, x] = luma
 
 
 @njit(cache=True)
@@ -147,30 +157,35 @@ def _fuse_exact_cpu(alpha, alpha_next, matte, new_track, has_next, cells_fwd, ce
                 m_row[x] = np.float32(0.0) if out <= low else (np.float32(1.0) if out >= high else out)
 
 
-def luma_changes(frame, prev_luma, params: FusionParams, cells=None, count=None):
-    """Cell change map of frame against prev_luma, which becomes this frame's luma (in place).
+def frame_changes(frame, prev_frame, params: FusionParams, cells=None, count=None):
+    """Cell change map of frame against prev_frame, which is overwritten with this frame (in place).
 
-    frame: (H, W, 3) uint8 BGR; prev_luma: (H, W) uint8 state (its content is irrelevant on a frame
-    fused with reset=True). Returns (cells, count) of the caller's kind; cells/count may be given
-    preallocated ((ceil(H/s), ceil(W/s)) uint8 and (1,) int32).
+    A pixel changed when max over B, G, R of |frame - prev_frame| > tau_y (integers, the same on CPU
+    and GPU); a cell changed when any of its pixels did. Per channel rather than on luma (a deliberate
+    refinement of DESIGN section 4) because luma alone misses isoluminant motion, e.g. grey clothes in
+    front of a wall of the same luma.
+
+    frame: (H, W, 3) uint8 BGR; prev_frame: (H, W, 3) uint8 state, the previous frame (its content is
+    irrelevant on a frame fused with reset=True). Returns (cells, count) of the caller's kind;
+    cells/count may be given preallocated ((ceil(H/s), ceil(W/s)) uint8 and (1,) int32).
     """
     kind = kind_of(frame)
     src = native(frame)
     gpu = on_gpu(src)
     src = checked(src, "frame", np.uint8, (None, None, 3), gpu)
     h, w, _ = src.shape
-    prev = checked(native(prev_luma), "prev_luma", np.uint8, (h, w), gpu, writable=True)
+    prev = checked(native(prev_frame), "prev_frame", np.uint8, (h, w, 3), gpu, writable=True)
     shape = params.cells_shape(h, w)
     xp = xp_of(src)
     cells_a = xp.empty(shape, np.uint8) if cells is None else checked(native(cells), "cells", np.uint8, shape, gpu, True)
     count_a = xp.empty(1, np.int32) if count is None else checked(native(count), "count", np.int32, (1,), gpu, True)
     if gpu:
         count_a.fill(0)
-        _cuda.launch("temporal", "luma_changes", shape[0] * shape[1], (
+        _cuda.launch("temporal", "frame_changes", shape[0] * shape[1], (
             src, prev, cells_a, count_a, np.int32(h), np.int32(w), np.int32(params.cell),
             np.int32(shape[0]), np.int32(shape[1]), np.float32(params.tau_y)))
     else:
-        _luma_changes_cpu(src, prev, cells_a, params.cell, np.float32(params.tau_y))
+        _frame_changes_cpu(src, prev, cells_a, params.cell, np.float32(params.tau_y))
         count_a[0] = np.count_nonzero(cells_a)
     return (cells if cells is not None else restore(cells_a, kind),
             count if count is not None else restore(count_a, kind))
@@ -184,7 +199,7 @@ def fuse_causal(alpha, matte, age, pend, new_track, cells, count, params: Fusion
     """Guarded causal rule for one frame (DESIGN section 4), updating matte, age and pend in place.
 
     alpha: (N, H, W) float32 predictions in track order; new_track: (N,) uint8, 1 for a track with no
-    valid state; cells/count: this frame's luma_changes; reset: force a reset of every track (first
+    valid state; cells/count: this frame's frame_changes; reset: force a reset of every track (first
     frame of a stream). A scene cut (changed cells > rho) resets every track as well. pend is cleared
     whenever the prediction agrees, since it marks a disagreement in the previous frame.
     """
@@ -220,7 +235,7 @@ def fuse_exact(alpha, alpha_next, matte, new_track, has_next, cells_fwd, count_f
     alpha, alpha_next: (N, H, W) float32 predictions at t and t + 1 in track order; matte: fused t - 1,
     overwritten with fused t; new_track: (N,) uint8, 1 where the track has no fused t - 1; has_next:
     (N,) uint8, 0 where the track is absent at t + 1 (then the prediction at t is taken);
-    cells_fwd/count_fwd: luma_changes t - 1 -> t; cells_bwd/count_bwd: t -> t + 1. A scene cut on
+    cells_fwd/count_fwd: frame_changes t - 1 -> t; cells_bwd/count_bwd: t -> t + 1. A scene cut on
     either side takes the prediction. No age limit is needed: a kept value is re-checked against the
     next prediction every frame. scene_cut reports the cut into frame t (or reset).
     """

@@ -15,7 +15,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from kernels import FusionParams, fuse_causal, fuse_exact, luma_changes
+from kernels import FusionParams, frame_changes, fuse_causal, fuse_exact
 from kernels._arrays import kind_of, native, restore, xp_of
 
 Mode = Literal["off", "causal", "exact"]
@@ -44,7 +44,7 @@ class TemporalFuser:
 
     def reset(self) -> None:
         """Forget everything (a new stream): the next frame is taken as predicted."""
-        self._luma = None
+        self._prev_frame = None
         self._state_ids: list[int] = []
         self._matte = self._age = self._pend = None
         self._pending: _Pending | None = None
@@ -67,7 +67,7 @@ class TemporalFuser:
         kind = kind_of(mattes)
         frame, alpha = native(frame), native(mattes)
         reset = self._start(frame)
-        cells, count = luma_changes(frame, self._luma, self.params)
+        cells, count = frame_changes(frame, self._prev_frame, self.params)
         if self.mode == "causal":
             matte, age, pend, new = self._aligned(ids, alpha)
             fused = fuse_causal(alpha, matte, age, pend, new, cells, count, self.params, reset)
@@ -91,10 +91,10 @@ class TemporalFuser:
     def _start(self, frame) -> bool:
         """(Re)start on the first frame or a size change; True when this frame must reset."""
         height, width = frame.shape[:2]
-        if self._luma is not None and self._luma.shape == (height, width):
+        if self._prev_frame is not None and self._prev_frame.shape == (height, width, 3):
             return False
         self.reset()
-        self._luma = xp_of(frame).zeros((height, width), np.uint8)
+        self._prev_frame = xp_of(frame).zeros((height, width, 3), np.uint8)
         return True
 
     def _aligned(self, ids: list[int], like):

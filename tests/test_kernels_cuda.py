@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kernels import (Background, Effect, FusionParams, PersonLayers, Scene, composite, feather, fuse_causal,
-                     fuse_exact, gpu_available, luma_changes, masked_blur, preprocess)
+                     frame_changes, fuse_exact, gpu_available, masked_blur, preprocess)
 from kernels._arrays import kind_of
 from kernels._cuda import sources
 
@@ -95,14 +95,14 @@ def test_parity_temporal(shared_media):
     for _, frames in cases(shared_media):
         h, w, _ = frames[0].shape
         n = 4
-        host = dict(prev=np.zeros((h, w), np.uint8), matte=np.zeros((n, h, w), np.float32),
+        host = dict(prev=np.zeros((h, w, 3), np.uint8), matte=np.zeros((n, h, w), np.float32),
                     age=np.zeros((n, h, w), np.uint8), pend=np.zeros((n, h, w), np.uint8))
         dev = {k: cupy.asarray(v) for k, v in host.items()}
         new = np.array([0, 1, 0, 0], np.uint8)
         for t, frame in enumerate(frames):
             alpha = people_mattes(h, w, n, seed=t)
-            c_cells, c_count = luma_changes(frame, host["prev"], p)
-            g_cells, g_count = luma_changes(cupy.asarray(frame), dev["prev"], p)
+            c_cells, c_count = frame_changes(frame, host["prev"], p)
+            g_cells, g_count = frame_changes(cupy.asarray(frame), dev["prev"], p)
             np.testing.assert_array_equal(cupy.asnumpy(g_cells), c_cells)
             assert int(g_count[0]) == int(c_count[0])
             np.testing.assert_array_equal(cupy.asnumpy(dev["prev"]), host["prev"])
@@ -119,6 +119,27 @@ def test_parity_temporal(shared_media):
         fuse_exact(cupy.asarray(alpha), cupy.asarray(alpha_next), dev["matte"], cupy.asarray(flags),
                    cupy.asarray(1 - flags), g_cells, g_count, g_cells, g_count, p)
         np.testing.assert_allclose(cupy.asnumpy(dev["matte"]), host["matte"], atol=1e-6)
+
+
+@gpu
+def test_isoluminant_change_detected_on_gpu():
+    """frame_changes compares B, G, R, not luma: an equal-luma colour change marks its cell on both sides."""
+    import cupy
+
+    p = FusionParams(tau_y=12)
+    wall, sweater = np.uint8([50, 175, 60]), np.uint8([150, 130, 120])
+    grey = [(114 * int(c[0]) + 587 * int(c[1]) + 299 * int(c[2]) + 500) // 1000 for c in (wall, sweater)]
+    assert abs(grey[0] - grey[1]) <= p.tau_y, "BT.601 lumas within tau: the old luma test saw no change"
+    before = np.broadcast_to(wall, (37, 53, 3)).copy()
+    after = before.copy()
+    after[20:23, 30:33] = sweater
+    host, dev = before.copy(), cupy.asarray(before)
+    c_cells, c_count = frame_changes(after, host, p)
+    g_cells, g_count = frame_changes(cupy.asarray(after), dev, p)
+    assert int(c_count[0]) == int(g_count[0]) == 1 and c_cells[2, 3] == 1
+    np.testing.assert_array_equal(cupy.asnumpy(g_cells), c_cells)
+    np.testing.assert_array_equal(cupy.asnumpy(dev), after)
+    np.testing.assert_array_equal(host, after)
 
 
 @gpu

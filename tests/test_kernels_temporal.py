@@ -1,5 +1,6 @@
 """Temporal fusion twins against the DESIGN section 4 pseudo-code, written out here pixel by pixel,
-and hand-built cases of each rule."""
+and hand-built cases of each rule. The change test is the colour-aware refinement of section 4
+(largest per-channel change instead of the luma change; see kernels/temporal.py)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,26 @@ import numpy as np
 import pytest
 import torch
 
-from kernels import FusionParams, fuse_causal, fuse_exact, luma_changes
+from kernels import FusionParams, frame_changes, fuse_causal, fuse_exact
 
 LOW, HIGH = np.float32(1 / 255), np.float32(254 / 255)
 
 
-def ref_cells(frame, prev_luma, p: FusionParams):
-    f = frame.astype(np.int64)
-    luma = (114 * f[..., 0] + 587 * f[..., 1] + 299 * f[..., 2] + 500) // 1000
-    moved = np.abs(luma - prev_luma.astype(np.int64)) > p.tau_y
+def ref_cells(frame, prev_frame, p: FusionParams):
+    """(cells, new prev_frame): a pixel changed when max over B, G, R of |frame - prev_frame| > tau_y."""
+    moved = np.abs(frame.astype(np.int64) - prev_frame.astype(np.int64)).max(axis=2) > p.tau_y
     h, w = moved.shape
     ch, cw = math.ceil(h / p.cell), math.ceil(w / p.cell)
     cells = np.zeros((ch, cw), np.uint8)
     for cy in range(ch):
         for cx in range(cw):
             cells[cy, cx] = moved[cy * p.cell:(cy + 1) * p.cell, cx * p.cell:(cx + 1) * p.cell].any()
-    return cells, luma.astype(np.uint8)
+    return cells, frame.copy()
+
+
+def bt601(bgr):
+    b, g, r = (int(v) for v in bgr)
+    return (114 * b + 587 * g + 299 * r + 500) // 1000
 
 
 def ref_delta(cells, y, x, s):
@@ -62,13 +67,13 @@ class Stream:
 
     def __init__(self, tracks, h, w, p):
         self.p = p
-        self.prev = np.zeros((h, w), np.uint8)
+        self.prev = np.zeros((h, w, 3), np.uint8)
         self.matte = np.zeros((tracks, h, w), np.float32)
         self.age = np.zeros((tracks, h, w), np.uint8)
         self.pend = np.zeros((tracks, h, w), np.uint8)
 
     def step(self, frame, alpha, new=None, reset=False):
-        cells, count = luma_changes(frame, self.prev, self.p)
+        cells, count = frame_changes(frame, self.prev, self.p)
         new = np.zeros(len(alpha), np.uint8) if new is None else np.asarray(new, np.uint8)
         fused, cut = fuse_causal(np.asarray(alpha, np.float32), self.matte, self.age, self.pend, new, cells, count,
                                  self.p, reset=reset)
@@ -79,14 +84,34 @@ def test_cell_changes_match_reference():
     rng = np.random.default_rng(0)
     p = FusionParams(tau_y=10, cell=8)
     frame = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
-    prev = rng.integers(0, 256, (37, 53), dtype=np.uint8)
-    prev[:20] = ref_cells(frame, prev, p)[1][:20]
-    expected_cells, expected_luma = ref_cells(frame, prev, p)
-    cells, count = luma_changes(frame, prev, p)
+    prev = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    prev[:20] = np.clip(frame[:20].astype(int) + rng.integers(-10, 11, (20, 53, 3)), 0, 255)
+    prev[3, 40, 1] = np.clip(int(frame[3, 40, 1]) + 11, 0, 255) if frame[3, 40, 1] < 128 else frame[3, 40, 1] - 11
+    expected_cells, expected_frame = ref_cells(frame, prev, p)
+    cells, count = frame_changes(frame, prev, p)
     assert cells.shape == (5, 7)
     np.testing.assert_array_equal(cells, expected_cells)
     assert count[0] == expected_cells.sum() and 0 < count[0] < cells.size
-    np.testing.assert_array_equal(prev, expected_luma)
+    assert expected_cells[0, 5] and not expected_cells[0, 4], "one channel over tau marks its cell alone"
+    np.testing.assert_array_equal(prev, expected_frame)
+
+
+def test_isoluminant_colour_change_is_detected():
+    """Grey-green clothes over a green wall: equal luma, different colour. The luma test called this static."""
+    p = FusionParams(tau_y=12, eps=0.05)
+    wall, sweater = (50, 175, 60), (150, 130, 120)
+    assert abs(bt601(wall) - bt601(sweater)) <= p.tau_y
+    stream = Stream(1, 16, 16, p)
+    frame = np.empty((16, 16, 3), np.uint8)
+    frame[:] = wall
+    stream.step(frame, np.full((1, 16, 16), 0.0), reset=True)
+    moved = frame.copy()
+    moved[4:8, 4:8] = sweater
+    cells, count = frame_changes(moved, frame.copy(), p)
+    assert count[0] == 1 and cells[0, 0]
+    fused, cut = stream.step(moved, np.full((1, 16, 16), 1.0))
+    assert not cut and np.all(fused == 1.0), "the changed region takes the new prediction at once"
+    np.testing.assert_array_equal(stream.prev, moved)
 
 
 @pytest.mark.parametrize("blend", [0.0, 0.25])
@@ -230,10 +255,10 @@ def test_exact_matches_reference():
     frames = rng.integers(0, 256, (3, h, w, 3), dtype=np.uint8)
     frames[1, 8:] = frames[0, 8:]
     frames[2, :12] = frames[1, :12]
-    prev = np.zeros((h, w), np.uint8)
-    luma_changes(frames[0], prev, p)
-    cells_fwd, count_fwd = luma_changes(frames[1], prev, p)
-    cells_bwd, count_bwd = luma_changes(frames[2], prev, p)
+    prev = np.zeros((h, w, 3), np.uint8)
+    frame_changes(frames[0], prev, p)
+    cells_fwd, count_fwd = frame_changes(frames[1], prev, p)
+    cells_bwd, count_bwd = frame_changes(frames[2], prev, p)
     alpha = rng.random((n, h, w), dtype=np.float32)
     alpha_next = np.where(rng.random((n, h, w)) < 0.5, alpha, rng.random((n, h, w))).astype(np.float32)
     matte = np.where(rng.random((n, h, w)) < 0.5, alpha_next, rng.random((n, h, w))).astype(np.float32)
@@ -249,9 +274,9 @@ def test_exact_matches_reference():
 def test_exact_two_sided_hold_and_release():
     p = FusionParams(eps=0.05)
     frame = still_frame()
-    prev = np.zeros((16, 16), np.uint8)
-    luma_changes(frame, prev, p)
-    cells, count = luma_changes(frame, prev, p)
+    prev = np.zeros((16, 16, 3), np.uint8)
+    frame_changes(frame, prev, p)
+    cells, count = frame_changes(frame, prev, p)
     flags = np.ones(1, np.uint8)
     matte = np.full((1, 16, 16), 0.2, np.float32)
     pop, back = np.full((1, 16, 16), 0.9, np.float32), np.full((1, 16, 16), 0.21, np.float32)
@@ -263,10 +288,10 @@ def test_exact_two_sided_hold_and_release():
 
 def test_torch_state_is_updated_in_place():
     p = FusionParams(eps=0.05)
-    prev = torch.zeros((16, 16), dtype=torch.uint8)
+    prev = torch.zeros((16, 16, 3), dtype=torch.uint8)
     frame = torch.from_numpy(still_frame())
-    cells, count = luma_changes(frame, prev, p)
-    assert isinstance(cells, torch.Tensor) and int(prev[0, 0]) == 100
+    cells, count = frame_changes(frame, prev, p)
+    assert isinstance(cells, torch.Tensor) and torch.all(prev == 100)
     matte = torch.zeros((1, 16, 16))
     age = torch.zeros((1, 16, 16), dtype=torch.uint8)
     pend = torch.zeros_like(age)
