@@ -160,7 +160,7 @@ class SyntheticSource(Source):
     def __init__(self, cfg: SyntheticSourceConfig):
         super().__init__(SourceInfo(f"synthetic {cfg.width}x{cfg.height}", cfg.fps, cfg.realtime), lossless=not cfg.realtime)
         self.cfg = cfg
-        self.scene = SyntheticScene(cfg.width, cfg.height, cfg.people, cfg.seed, cfg.fps)
+        self.scene = SyntheticScene(cfg.width, cfg.height, cfg.people, cfg.seed, cfg.fps, cfg.motion)
 
     def _produce(self) -> Iterator[Frame]:
         indices = range(self.cfg.frames) if self.cfg.frames is not None else count()

@@ -34,14 +34,16 @@ class Figure:
 
 
 class SyntheticScene:
-    def __init__(self, width: int, height: int, people: int, seed: int = 0, fps: float = 30.0):
+    def __init__(self, width: int, height: int, people: int, seed: int = 0, fps: float = 30.0, motion: float = 1.0):
+        """`motion` scales how far and how fast figures move: 1 walks across the frame (crossings),
+        about 0.05 is a video call (people in place, swaying slightly), 0 is still."""
         self.width, self.height, self.fps = width, height, fps
         rng = np.random.default_rng(seed)
         figures = [
             Figure(
                 feet_y=float(rng.uniform(0.80, 0.98)),
                 centre_x=float((i + 0.5) / max(people, 1) + rng.uniform(-0.05, 0.05)),
-                sway=float(rng.uniform(0.08, 0.25)),
+                sway=float(rng.uniform(0.08, 0.25)) * motion,
                 period_s=float(rng.uniform(3.0, 7.0)),
                 phase=float(rng.uniform(0, 2 * np.pi)),
                 shirt=tuple(int(c) for c in SHIRTS[rng.integers(len(SHIRTS))]),
@@ -83,7 +85,7 @@ def _draw_figure(fig: Figure, t: float, width: int, height: int):
     """Rasterise one figure at time t into its bounding box: (box, alpha (h, w), premultiplied colour (h, w, 3))."""
     size = height * (0.35 + 0.55 * (fig.feet_y - 0.7))  # figure height in pixels
     cx = width * (fig.centre_x + fig.sway * np.sin(2 * np.pi * t / fig.period_s + fig.phase))
-    stride = np.sin(2 * np.pi * t * 1.6 + fig.phase)  # legs and arms swing
+    stride = np.sin(2 * np.pi * t * 1.6 + fig.phase) * min(1.0, fig.sway / 0.08)  # limbs swing while walking
     feet = height * fig.feet_y - size * 0.02 * abs(stride)  # slight bob
     half_w = int(size * 0.35) + 2
     x0, x1 = int(cx) - half_w, int(cx) + half_w

@@ -143,6 +143,10 @@ class Tracker:
         track.missed = 0
         track.confirmed = track.confirmed or track.hits >= self.confirm_frames
 
+    def recently_missed(self, frames: int) -> list[int]:
+        """Confirmed tracks unseen for 1..frames frames: the fuser may hold their mattes over a dropout."""
+        return sorted(t.id for t in self.tracks if t.confirmed and 0 < t.missed <= frames)
+
     def _shown_ids(self) -> set[int]:
         """Confirmed tracks seen this frame, oldest first, at most max_people of them."""
         visible = sorted(t.id for t in self.tracks if t.confirmed and t.missed == 0)

@@ -1,0 +1,58 @@
+"""Keeps each person's identity and matte stable: tracking, then temporal fusion per track.
+
+A network often loses a person for a single frame. A confirmed person unseen for up to
+`hold_frames` frames is still handed to the fuser, with an empty prediction: where the image did
+not change the fuser holds their last matte for one frame (its one-frame wait), so a dropout does
+not blink; if the absence persists, or the image changed there, the empty prediction is accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kernels._arrays import native, restore, kind_of, xp_of
+from livematte.temporal import TemporalFuser
+from livematte.tracking import UNTRACKED, Tracker
+
+
+@dataclass(frozen=True)
+class People:
+    """Stable per-person mattes of one frame: mattes (M, H, W) in the given kind, one track id each."""
+
+    mattes: Any
+    ids: list[int]
+
+
+class Stabilizer:
+    def __init__(self, tracker: Tracker, fuser: TemporalFuser, hold_frames: int = 1):
+        self.tracker, self.fuser, self.hold_frames = tracker, fuser, hold_frames
+
+    @property
+    def delay(self) -> int:
+        """Frames between a frame going in and its people coming out (1 in exact fusion mode)."""
+        return self.fuser.delay
+
+    def update(self, frame, mattes, probs) -> People | None:
+        """Track and fuse one frame's instances; None only on the first frame of exact mode."""
+        ids = self.tracker.update(mattes, probs, frame)
+        keep = [i for i, track in enumerate(ids) if track != UNTRACKED]
+        held = [t for t in self.tracker.recently_missed(self.hold_frames) if t not in ids]
+        kind = kind_of(mattes)
+        alphas = native(mattes)
+        xp = xp_of(alphas)
+        parts = [alphas[keep]] if keep else []
+        if held:
+            parts.append(xp.zeros((len(held), *alphas.shape[1:]), np.float32))
+        stacked = xp.concatenate(parts) if parts else alphas[:0]
+        fused = self.fuser.update(frame, restore(xp.ascontiguousarray(stacked), kind), [ids[i] for i in keep] + held)
+        if fused is None:
+            return None
+        return People(fused, list(self.fuser.ids))
+
+    def flush(self) -> People | None:
+        """The last frame's people in exact mode (None otherwise)."""
+        fused = self.fuser.flush()
+        return None if fused is None else People(fused, list(self.fuser.ids))
