@@ -2,13 +2,14 @@
 //   out = (box(I * v) + delta * box(I)) / (box(v) + delta * box(1)),  v = 1 - min(1, sum_i alpha_i)
 // with a (2r + 1)^2 box clipped at the image border. delta keeps the division defined where the whole
 // window is covered by people (there the plain box blur of the frame is returned).
+// of_people inverts the weight, v = min(1, sum_i alpha_i): the people blurred without the background.
 
-extern "C" __global__ void visible_weight(const float* alphas, float* weight, int people, long long plane) {
+extern "C" __global__ void visible_weight(const float* alphas, float* weight, int people, long long plane, int of_people) {
     long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= plane) return;
     float cover = 0.0f;
     for (int i = 0; i < people; ++i) cover += alphas[i * plane + p];
-    weight[p] = 1.0f - fminf(1.0f, cover);
+    weight[p] = of_people ? fminf(1.0f, cover) : 1.0f - fminf(1.0f, cover);
 }
 
 // Horizontal pass: tmp[y, x, 0..6] = row sums of (I * v) B, G, R, v, I B, G, R over [x - r, x + r].

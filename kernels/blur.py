@@ -8,7 +8,10 @@ over the pixels inside the frame only), so any radius costs the same on the CPU 
 Where the window holds no background at all (v = 0 everywhere in it) the background is unknown and the
 result is the plain box blur of the frame; DELTA = 1e-4 blends that fallback in continuously (a window
 with 1 % background is off the exact ratio by about 1 %), with no division by zero. With no people
-(alphas of shape (0, H, W)) this is the plain box blur, used for privacy blur and pixelation.
+(alphas of shape (0, H, W)) this is the plain box blur.
+
+With of_people=True the weight is inverted, v = min(1, sum_i alpha_i): the people are blurred with
+the background masked out, so a blurred or pixelated person carries no screen colour from around them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ COLUMN_CHUNK = 64
 
 
 @njit(parallel=True, cache=True)
-def _blur_rows_cpu(frame, alphas, r):
+def _blur_rows_cpu(frame, alphas, r, of_people):
     """Visible weight v of the row, then running row sums over [x - r, x + r]: (I * v) B, G, R, v, I B, G, R."""
     h, w, _ = frame.shape
     people = alphas.shape[0]
@@ -36,7 +39,7 @@ def _blur_rows_cpu(frame, alphas, r):
                 cover[x] += alphas[i, y, x]
         weight = np.empty(w, np.float32)
         for x in range(w):
-            weight[x] = 1.0 - min(1.0, cover[x])
+            weight[x] = min(1.0, cover[x]) if of_people else 1.0 - min(1.0, cover[x])
         s = np.zeros(7)
         for j in range(min(w - 1, r) + 1):
             v = weight[j]
@@ -94,8 +97,9 @@ def _blur_cols_cpu(tmp, out, r, delta, chunk):
                         s[x - x0, c] -= tmp[drop, x, c]
 
 
-def masked_blur(frame, alphas, radius: int, out=None):
-    """Background blur with people masked out and renormalised (see the module docstring).
+def masked_blur(frame, alphas, radius: int, out=None, of_people: bool = False):
+    """Background blur with people masked out and renormalised (see the module docstring); with
+    of_people, the people's blur with the background masked out.
 
     frame: (H, W, 3) uint8 BGR; alphas: (N, H, W) float32 person mattes in [0, 1] (N may be 0);
     radius: box radius in pixels (>= 0); out: optional (H, W, 3) uint8. Returns (H, W, 3) uint8.
@@ -113,10 +117,11 @@ def masked_blur(frame, alphas, radius: int, out=None):
     if gpu:
         weight = xp.empty((h, w), np.float32)
         tmp = xp.empty((h, w, 7), np.float32)
-        _cuda.launch("blur", "visible_weight", h * w, (people, weight, np.int32(people.shape[0]), np.int64(h * w)))
+        _cuda.launch("blur", "visible_weight", h * w, (people, weight, np.int32(people.shape[0]), np.int64(h * w),
+                                                          np.int32(of_people)))
         _cuda.launch("blur", "blur_rows", h * w, (src, weight, tmp, np.int32(h), np.int32(w), np.int32(radius)))
         _cuda.launch("blur", "blur_cols", h * w, (tmp, result, np.int32(h), np.int32(w), np.int32(radius), DELTA))
     else:
-        tmp = _blur_rows_cpu(src, people, radius)
+        tmp = _blur_rows_cpu(src, people, radius, bool(of_people))
         _blur_cols_cpu(tmp, result, radius, float(DELTA), COLUMN_CHUNK)
     return out if out is not None else restore(result, kind)

@@ -13,8 +13,9 @@ Per output pixel:
    untouched where they already sum to at most 1 and the nearer person wins an overlap.
    colour = sum_i w_i * m_i * layer_i + (1 - sum_i w_i) * m_bg * background, where layer_i is the
    person's effect: keep / spotlight (original pixels), hide (the background), tint
-   ((1 - s) * original + s * colour), blur (the privacy blur of the frame), pixelate (the privacy blur
-   sampled at the centre of the pixel's block). m = spotlight_dim for every layer except spotlit
+   ((1 - s) * original + s * colour), blur (the privacy blur: masked_blur of_people over the blurred
+   and pixelated people, so no background colour bleeds in), pixelate (the privacy blur sampled at
+   the centre of the pixel's block). m = spotlight_dim for every layer except spotlit
    people (and the background) when anyone is spotlit, else 1.
 4. Output: uint8 BGR, or BGRA (straight colour, alpha = coverage) when the background is transparent;
    values are clamped to [0, 255] and rounded half up.
@@ -330,8 +331,8 @@ def composite(frame, alphas, layers: PersonLayers, scene: Scene, image=None, own
         if boxes.shape != (count, 4):
             raise ValueError(f"boxes must have shape ({count}, 4) as [x0, y0, x1, y1] per person, got {boxes.shape}")
     effects = set(np.asarray(layers.effect).tolist())
-    privacy = (masked_blur(src, people[:0], scene.privacy_radius)
-               if effects & {Effect.BLUR, Effect.PIXELATE} else src)
+    hidden = [i for i, e in enumerate(np.asarray(layers.effect).tolist()) if e in (Effect.BLUR, Effect.PIXELATE)]
+    privacy = masked_blur(src, people[hidden], scene.privacy_radius, of_people=True) if hidden else src
     packed = layers.packed(np.zeros((count, 4)) if boxes is None else boxes)
     spotlight = Effect.SPOTLIGHT in effects
     image = src if image is None else image

@@ -9,10 +9,11 @@ from kernels import masked_blur
 from kernels.blur import DELTA
 
 
-def reference(frame, alphas, r):
+def reference(frame, alphas, r, of_people=False):
     """(box(I v) + DELTA box(I)) / (box(v) + DELTA box(1)) with explicit clipped windows, float64."""
     h, w, _ = frame.shape
-    v = 1.0 - np.minimum(1.0, alphas.astype(np.float64).sum(axis=0))
+    cover = np.minimum(1.0, alphas.astype(np.float64).sum(axis=0))
+    v = cover if of_people else 1.0 - cover
     out = np.empty((h, w, 3))
     for y in range(h):
         for x in range(w):
@@ -36,6 +37,17 @@ def test_matches_reference(shape, people, radius):
     frame = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
     alphas = (rng.random((people, *shape)) * (1.5 / max(people, 1))).astype(np.float32)
     assert_rounds(masked_blur(frame, alphas, radius), reference(frame, alphas, radius))
+    assert_rounds(masked_blur(frame, alphas, radius, of_people=True), reference(frame, alphas, radius, of_people=True))
+
+
+def test_blurred_person_carries_no_background_colour():
+    frame = np.zeros((30, 30, 3), np.uint8)
+    frame[...] = (0, 255, 0)  # green screen
+    frame[10:20, 10:20] = (200, 100, 50)
+    alpha = np.zeros((1, 30, 30), np.float32)
+    alpha[0, 10:20, 10:20] = 1
+    inside = masked_blur(frame, alpha, 6, of_people=True)[10:20, 10:20]
+    assert (np.abs(inside.astype(int) - (200, 100, 50)) <= 1).all()
 
 
 def test_no_person_colour_bleeds_into_the_background():

@@ -14,7 +14,8 @@ def reference(frame, alphas, layers, scene, image=None, own=None, boxes=None):
     """The kernels/composite.py docstring, one pixel at a time in float64, before rounding."""
     h, w, _ = frame.shape
     n = len(alphas)
-    privacy = masked_blur(frame, alphas[:0], scene.privacy_radius).astype(np.float64)
+    hidden = np.isin(layers.effect, [Effect.BLUR, Effect.PIXELATE])
+    privacy = masked_blur(frame, alphas[hidden], scene.privacy_radius, of_people=True).astype(np.float64)
     if scene.background is Background.BLUR:
         image = masked_blur(frame, alphas, scene.blur_radius)
     spot = Effect.SPOTLIGHT in set(layers.effect.tolist())
