@@ -1,4 +1,4 @@
-"""The `livematte` command: run, config."""
+"""The `livematte` command: run, config, weights."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
+from livematte.compositor import CompositorError
 from livematte.config import ConfigError, load_config
+from livematte.engine.choose import EngineError
+from livematte.model.weights_cli import add_weights_parser
 from livematte.sinks import SinkError
 from livematte.sources import SourceError
 
@@ -30,8 +33,11 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     logging.getLogger().setLevel(cfg.run.log_level.upper())
     report = run(cfg, show_progress=console.is_terminal)
-    summary = f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps), {report.dropped} dropped"
-    console.print(summary + (" (stopped early)" if report.interrupted else ""))
+    stages = ", ".join(f"{name} {ms:.1f}" for name, ms in report.stage_ms.items())
+    summary = (f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps), {report.dropped} dropped, "
+               f"{report.skip_rate:.0%} inference skipped; median ms per frame: {stages}; "
+               f"capture-to-output latency {report.latency_ms:.0f} ms")
+    console.print(summary + (" (stopped early)" if report.interrupted else ""), soft_wrap=True)
     for path in report.outputs:
         print(path.resolve())
     return 0
@@ -52,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("config", help="print the effective configuration after --config and --set")
     _add_config_args(show)
     show.set_defaults(func=_show_config)
+    add_weights_parser(commands)
     return parser
 
 
@@ -60,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, SourceError, SinkError) as exc:
+    except (ConfigError, SourceError, SinkError, EngineError, CompositorError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
 

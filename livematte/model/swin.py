@@ -1,0 +1,181 @@
+"""Swin-Tiny backbone in the dense-prediction form used by E2E-HIM.
+
+Differences from the classification Swin: the patch embedding is a 1x1 convolution on the stem's
+stride-4 features (no 4x4 patchify), windows pad the map to multiples of 7 (so any input multiple of
+32 works) and every stage returns its output through its own LayerNorm. Shift masks and paddings are
+derived from tensor shapes only, so a trace with a fixed spatial size and a free batch holds.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+WINDOW = 7
+SHIFT = WINDOW // 2
+EMBED_DIM = 96
+DEPTHS = (2, 2, 6, 2)
+HEADS = (3, 6, 12, 24)
+STAGE_CHANNELS = tuple(EMBED_DIM * 2**i for i in range(len(DEPTHS)))  # 96, 192, 384, 768
+
+
+def relative_position_index(window: int) -> Tensor:
+    """(window^2, window^2) index into the relative position bias table (the standard Swin order)."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
+    return relative[..., 0] * (2 * window - 1) + relative[..., 1]
+
+
+def window_partition(x: Tensor) -> Tensor:
+    """(B, Hp, Wp, C) -> (B * nW, WINDOW^2, C), windows in row-major order."""
+    _, hp, wp, c = x.shape
+    x = x.reshape(-1, hp // WINDOW, WINDOW, wp // WINDOW, WINDOW, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, WINDOW * WINDOW, c)
+
+
+def window_merge(windows: Tensor, hp: int, wp: int) -> Tensor:
+    """Inverse of window_partition: (B * nW, WINDOW^2, C) -> (B, Hp, Wp, C)."""
+    c = windows.shape[-1]
+    x = windows.reshape(-1, hp // WINDOW, wp // WINDOW, WINDOW, WINDOW, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, hp, wp, c)
+
+
+def shift_mask(hp: int, wp: int, device: torch.device) -> Tensor:
+    """(nW, WINDOW^2, WINDOW^2) additive mask for shifted windows of a padded hp x wp map.
+
+    Each axis splits into the regions [0, -7), [-7, -3), [-3, end); token pairs from different
+    regions get -100, as in the official Swin.
+    """
+    rows = torch.arange(hp, device=device)
+    cols = torch.arange(wp, device=device)
+    row_region = (rows >= hp - WINDOW).long() + (rows >= hp - SHIFT).long()
+    col_region = (cols >= wp - WINDOW).long() + (cols >= wp - SHIFT).long()
+    labels = (row_region[:, None] * 3 + col_region[None, :]).reshape(1, hp, wp, 1)
+    windows = window_partition(labels).squeeze(-1)  # (nW, 49)
+    different = windows[:, None, :] != windows[:, :, None]
+    return different.float() * -100.0
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside 7x7 windows with a learned relative position bias."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.scale = (dim // heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * WINDOW - 1) ** 2, heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.register_buffer("relative_position_index", relative_position_index(WINDOW), persistent=False)
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """x: (B * nW, N, C); mask: (nW, N, N) or None."""
+        n, c = x.shape[1], x.shape[2]
+        qkv = self.qkv(x).reshape(-1, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
+        attn = q @ k.transpose(-2, -1)
+        bias = self.relative_position_bias_table[self.relative_position_index.reshape(-1)]
+        attn = attn + bias.reshape(n, n, self.heads).permute(2, 0, 1).unsqueeze(0)
+        if mask is not None:
+            windows = mask.shape[0]
+            attn = (attn.reshape(-1, windows, self.heads, n, n) + mask[None, :, None]).reshape(-1, self.heads, n, n)
+        x = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(-1, n, c)
+        return self.proj(x)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class SwinBlock(nn.Module):
+    """Pre-norm block on a (B, H, W, C) map; `shifted` blocks roll the windows by 3."""
+
+    def __init__(self, dim: int, heads: int, shifted: bool) -> None:
+        super().__init__()
+        self.shifted = shifted
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, dim * 4)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        h, w = x.shape[1], x.shape[2]
+        hp, wp = -(-h // WINDOW) * WINDOW, -(-w // WINDOW) * WINDOW
+        y = F.pad(self.norm1(x), (0, 0, 0, wp - w, 0, hp - h))
+        if self.shifted:
+            y = torch.roll(y, shifts=(-SHIFT, -SHIFT), dims=(1, 2))
+        y = window_merge(self.attn(window_partition(y), mask if self.shifted else None), hp, wp)
+        if self.shifted:
+            y = torch.roll(y, shifts=(SHIFT, SHIFT), dims=(1, 2))
+        x = x + y[:, :h, :w]
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchMerging(nn.Module):
+    """Halves H and W: 2x2 neighbours concatenated on channels, LayerNorm, linear 4C -> 2C."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * dim)
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.pad(x, (0, 0, 0, x.shape[2] % 2, 0, x.shape[1] % 2))
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+        return self.reduction(self.norm(x))
+
+
+class SwinStage(nn.Module):
+    """Blocks alternating plain and shifted windows; the shift mask is built once per call."""
+
+    def __init__(self, dim: int, depth: int, heads: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(SwinBlock(dim, heads, shifted=i % 2 == 1) for i in range(depth))
+
+    def forward(self, x: Tensor) -> Tensor:
+        hp, wp = -(-x.shape[1] // WINDOW) * WINDOW, -(-x.shape[2] // WINDOW) * WINDOW
+        mask = shift_mask(hp, wp, x.device).to(x.dtype)
+        for block in self.blocks:
+            x = block(x, mask)
+        return x
+
+
+class PatchEmbed(nn.Module):
+    """1x1 convolution of the stem's stride-4 features to the embedding width, then LayerNorm."""
+
+    def __init__(self, in_channels: int, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, dim, 1)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(self.proj(x).permute(0, 2, 3, 1))
+
+
+class SwinTiny(nn.Module):
+    """(B, 128, H/4, W/4) stem features -> [x4, x8, x16, x32], NCHW with 96/192/384/768 channels."""
+
+    def __init__(self, in_channels: int = 128) -> None:
+        super().__init__()
+        self.patch_embed = PatchEmbed(in_channels, EMBED_DIM)
+        self.stages = nn.ModuleList(SwinStage(c, d, h) for c, d, h in zip(STAGE_CHANNELS, DEPTHS, HEADS))
+        self.merges = nn.ModuleList(PatchMerging(c) for c in STAGE_CHANNELS[:-1])
+        self.out_norms = nn.ModuleList(nn.LayerNorm(c) for c in STAGE_CHANNELS)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        x = self.patch_embed(x)
+        outputs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            outputs.append(self.out_norms[i](x).permute(0, 3, 1, 2))
+            if i < len(self.merges):
+                x = self.merges[i](x)
+        return outputs

@@ -1,0 +1,39 @@
+"""Random E2E-HIM weights in our layout and in the official checkpoint's layout, for tests."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from livematte.model.checkpoint import official_manifest
+from livematte.model.e2ehim import E2EHIM
+from livematte.model.official_names import is_unused, our_name
+from livematte.model.swin import relative_position_index
+
+
+def random_model(seed: int = 0, fused_alpha: bool = True) -> E2EHIM:
+    """A model whose norms, biases and PAM gamma are random too, so no term is trivially zero/one."""
+    torch.manual_seed(seed)
+    model = E2EHIM(fused_alpha=fused_alpha).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.GroupNorm, nn.LayerNorm)):
+                module.weight.normal_(1.0, 0.2)
+                module.bias.normal_(0.0, 0.2)
+        model.fusion.attention.gamma.fill_(0.5)
+    return model
+
+
+def official_state(model: nn.Module, seed: int = 1) -> dict[str, Tensor]:
+    """The model's weights under the official names, plus the tensors the official network never uses."""
+    ours = model.state_dict()
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, spec in official_manifest().items():
+        if name.endswith(".relative_position_index"):
+            state[name] = relative_position_index(7)
+        elif is_unused(name):
+            state[name] = torch.randn(spec.shape, generator=generator)
+        else:
+            state[name] = ours[our_name(name)].clone()
+    return state
