@@ -1,5 +1,8 @@
 """Per-pixel kernels: CUDA C sources loaded with CuPy, each with a CPU twin computing the same function.
 
+The CPU twins release the GIL (numba nogil): the pipeline's other threads (decoding, encoding,
+tracking) keep running while a kernel works.
+
 Every function takes NumPy arrays (CPU twin, numba), CuPy arrays (CUDA kernel) or torch tensors
 (CPU -> NumPy view, CUDA -> CuPy by DLPack) and returns the kind it was given.
 """

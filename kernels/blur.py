@@ -26,7 +26,7 @@ DELTA = np.float32(1e-4)
 COLUMN_CHUNK = 64
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _blur_rows_cpu(frame, alphas, r, of_people):
     """Visible weight v of the row, then running row sums over [x - r, x + r]: (I * v) B, G, R, v, I B, G, R."""
     h, w, _ = frame.shape
@@ -67,7 +67,7 @@ def _blur_rows_cpu(frame, alphas, r, of_people):
     return tmp
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _blur_cols_cpu(tmp, out, r, delta, chunk):
     """Running column sums, chunk columns at a time (rows stay contiguous in memory), and the ratio."""
     h, w, _ = tmp.shape

@@ -181,7 +181,7 @@ def _region_background(bg, people, own_index, own, y, feather):
         bg[0, x], bg[1, x], bg[2, x], bg[3, x] = g0, g1, g2, ga
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _composite_cpu(frame, alphas, people, image, own, privacy, out, base_mode, base_color, spotlight, dim,
                    regions, feather, block):
     """Row by row, person by person (over the span where the person's alpha is non-zero, which is exact:

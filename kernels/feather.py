@@ -22,7 +22,7 @@ def falloff(radius: int) -> np.ndarray:
     return np.float32(1.0) - d / np.float32(radius + 1)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _feather_cpu(alphas, out, weights):
     people, h, w = alphas.shape
     r = (weights.shape[0] - 1) // 2

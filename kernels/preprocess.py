@@ -55,7 +55,7 @@ def _axis_taps(src: int, content: int):
     return first, count, weights
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _letterbox_cpu(src, dst, top, left, content_h, content_w, mul, add):
     """The same weights as the CUDA kernel, applied separably per output row (vertical taps into a row
     buffer, then horizontal taps): equal up to float rounding, and the vertical pass vectorises."""

@@ -73,7 +73,7 @@ class Fused(NamedTuple):
     scene_cut: Any
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _frame_changes_cpu(frame, prev_frame, cells, s, tau):
     h, w, _ = prev_frame.shape
     for cy in prange(cells.shape[0]):
@@ -113,7 +113,7 @@ def _still_row(changed, y, s, w, out):
             out[x] = value
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _fuse_causal_cpu(alpha, matte, age, pend, new_track, cells, s, reset, eps, max_age, blend, low, high):
     tracks, h, w = alpha.shape
     changed = _dilate(cells)
@@ -137,7 +137,7 @@ def _fuse_causal_cpu(alpha, matte, age, pend, new_track, cells, s, reset, eps, m
                 pend_row[x] = 1 if wait else 0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _fuse_exact_cpu(alpha, alpha_next, matte, new_track, has_next, cells_fwd, cells_bwd, s, reset, eps, low, high):
     tracks, h, w = alpha.shape
     fwd = _dilate(cells_fwd)

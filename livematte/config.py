@@ -34,6 +34,7 @@ class SyntheticSourceConfig(Strict):
     height: int = Field(720, ge=16, le=8192)
     fps: float = Field(30.0, gt=0, le=240)
     people: int = Field(4, ge=0, le=20)
+    motion: float = Field(1.0, ge=0, le=4, description="1 = walking and crossing, 0.05 = a video call, 0 = still")
     seed: int = 0
     frames: int | None = Field(150, ge=1, description="frames to produce; null = endless")
     realtime: bool = Field(False, description="pace frames at fps (live-like, newest frame wins)")
@@ -192,7 +193,60 @@ class EffectsConfig(Strict):
     privacy_radius: int = Field(12, ge=1, le=100, description="blur radius of the blur effect")
     pixel_block: int = Field(16, ge=2, le=256, description="block size of the pixelate effect")
     region_feather: float = Field(32.0, gt=0, description="cross-fade width between own-background regions, pixels")
-    isolate: list[int] = Field(default_factory=list, description="track ids also rendered alone as RGBA layers")
+    isolate: list[int] = Field(default_factory=list, description="track ids also written alone as RGBA PNGs")
+    isolate_path: Path = Field(Path("out/people"), description="folder of the isolated layers: person_<id>/frame_*.png")
+
+
+# --- engine, tracking, fusion --------------------------------------------------------------------
+
+
+class KeyingConfig(Strict):
+    """The CPU keying engine: a green/blue screen (chroma) or a captured empty scene (difference)."""
+
+    mode: Literal["chroma", "difference"] = "chroma"
+    key_colour: HexColour | None = Field(None, description="the screen colour; null = estimate from the frame border")
+    plate_frames: int = Field(10, ge=1, description="frames averaged into the clean plate (difference mode)")
+    scale: float = Field(0.5, gt=0, le=1, description="working resolution as a fraction of the frame")
+    min_area: float = Field(0.002, ge=0, lt=1, description="smallest person, as a fraction of the frame area")
+
+
+class E2EHIMConfig(Strict):
+    """The E2E-HIM network (installed with `livematte weights import`)."""
+
+    weights: str = Field("e2ehim-swin-tiny", description="installed weights name, or a .safetensors path")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    input_size: tuple[int, int] | None = Field(None, description="(height, width), multiples of 32; null = follow the source aspect")
+    fp16: bool = True
+
+
+class EngineConfig(Strict):
+    """kind auto: E2E-HIM when weights are installed, else the keying engine."""
+
+    kind: Literal["auto", "keying", "e2ehim"] = "auto"
+    keying: KeyingConfig = Field(default_factory=KeyingConfig)
+    e2ehim: E2EHIMConfig = Field(default_factory=E2EHIMConfig)
+    every: int = Field(1, ge=1, description="the longest run of frames between two inferences (1 = every frame)")
+    min_change: float | None = Field(None, ge=0, description="also infer when the image changed this much (grey levels)")
+
+
+class TrackingConfig(Strict):
+    enter_threshold: float = Field(0.6, ge=0, le=1, description="p(human) for a new person")
+    exit_threshold: float = Field(0.4, ge=0, le=1, description="p(human) below which a known person is dropped")
+    confirm_frames: int = Field(2, ge=1)
+    max_missing: int = Field(60, ge=0, description="frames a person may stay unseen and keep their id")
+    max_people: int = Field(20, ge=1, le=64)
+
+
+class TemporalConfig(Strict):
+    """Causal fusion (DESIGN section 4); exact adds one frame of latency for MaGGIe's two-sided rule."""
+
+    mode: Literal["off", "causal", "exact"] = "causal"
+    tau_y: float = Field(12.0, ge=0, description="grey-level change that marks the image as changed")
+    eps: float = Field(8 / 255, ge=0, le=1, description="largest matte difference still called agreement")
+    max_age: int = Field(30, ge=0, le=255, description="frames a held value may be carried")
+    cell: int = Field(8, ge=1, le=64)
+    rho: float = Field(0.5, gt=0, le=1, description="fraction of changed cells that means a scene cut")
+    hold_frames: int = Field(1, ge=0, description="frames a vanished person's matte may be held")
 
 
 # --- the whole job -------------------------------------------------------------------------------
@@ -206,6 +260,9 @@ class RunConfig(Strict):
 class Config(Strict):
     source: SourceConfig = Field(default_factory=SyntheticSourceConfig)
     sinks: list[SinkConfig] = Field(default_factory=lambda: [FileSinkConfig()])
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     effects: EffectsConfig = Field(default_factory=EffectsConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
@@ -223,6 +280,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     """Read a YAML preset (default: configs/default.yaml), apply `key.path=value` overrides, validate."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
     data = _read_yaml(path)
+    _anchor_inputs(data, path.resolve().parent)
     for item in overrides:
         _apply_override(data, item)
     try:
@@ -250,6 +308,30 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+INPUT_PATHS = (("source", "path"), ("effects", "background", "path"), ("effects", "default", "background"),
+               ("effects", "people", "*", "background"))
+
+
+def _anchor_inputs(data: dict[str, Any], base: Path) -> None:
+    """Relative input files named in a config file are relative to that file's folder, so a preset
+    finds its own background images wherever it is run from. Outputs and --set values stay
+    relative to the current directory."""
+
+    def visit(node: Any, keys: tuple[str, ...]) -> None:
+        if not isinstance(node, dict) or not keys:
+            return
+        head, rest = keys[0], keys[1:]
+        children = node.items() if head == "*" else [(head, node.get(head))]
+        for key, child in children:
+            if not rest and isinstance(child, str) and not Path(child).is_absolute():
+                node[key] = str(base / child)
+            else:
+                visit(child, rest)
+
+    for keys in INPUT_PATHS:
+        visit(data, keys)
+
+
 def _apply_override(data: dict[str, Any], item: str) -> None:
     """Set one `a.b.c=value` in place; the value is parsed as YAML (numbers, booleans, null, lists)."""
     key, sep, raw = item.partition("=")
@@ -262,6 +344,8 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
     if value is None and raw.strip() not in ("null", "Null", "NULL", "~"):
         value = raw  # e.g. "#ff0000", which YAML reads as a comment
     parts = key.split(".")
+    if parts[-1] == "kind":
+        value = raw  # kinds are names: `--set sinks.0.kind=null` means the null sink
     node: Any = data
     for i, part in enumerate(parts):
         last = i == len(parts) - 1

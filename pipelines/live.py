@@ -1,20 +1,47 @@
-"""The main job: frames from a source to every sink, with a progress display and a closing report."""
+"""The main job: source -> engine -> tracking + fusion -> compositor -> sinks.
+
+Three threads hand frames on through one-slot mailboxes, so no stage can build a queue: the
+source's reader (newest frame wins), a worker that runs inference, stabilization and compositing
+(inference never runs on the caller's thread, so a paced sink such as a virtual camera never
+stalls it), and the caller's thread, which writes the sinks. Offline sources (a file processed as
+fast as possible) hand over losslessly end to end instead, so no frame is lost.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from livematte.config import Config, SyntheticSourceConfig
-from livematte.sinks import FileSink, PngSink, open_sink
-from livematte.sources import open_source
+from kernels import FusionParams
+from livematte.compositor import Compositor
+from livematte.config import Config, PngSinkConfig, SyntheticSourceConfig
+from livematte.engine.choose import EngineError, open_engine
+from livematte.frame import Frame
+from livematte.mailbox import Mailbox, MailboxClosed
+from livematte.sinks import FileSink, PngSink, Sink, open_sink
+from livematte.skipping import InferenceSkipper
+from livematte.sources import Source, open_source
+from livematte.stabilize import People, Stabilizer
+from livematte.temporal import TemporalFuser
+from livematte.tracking import Tracker
 
 log = logging.getLogger(__name__)
+STAGES = ("engine", "stabilize", "composite", "sinks")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    frame: Frame
+    image: np.ndarray
+    isolated: dict[int, np.ndarray]
+    people: int
 
 
 @dataclass(frozen=True)
@@ -22,6 +49,10 @@ class RunReport:
     frames: int
     seconds: float
     dropped: int
+    engine: str = ""
+    skip_rate: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=dict)  # median per stage
+    latency_ms: float = 0.0  # median capture -> handed to the sinks
     outputs: list[Path] = field(default_factory=list)
     interrupted: bool = False
 
@@ -30,31 +61,144 @@ class RunReport:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def run(cfg: Config, show_progress: bool = True) -> RunReport:
-    """Run until the source ends, `run.max_frames` is reached, a preview window is closed or Ctrl-C."""
-    total = cfg.run.max_frames
-    if isinstance(cfg.source, SyntheticSourceConfig) and cfg.source.frames is not None:
-        total = min(total or cfg.source.frames, cfg.source.frames)
-    frames, interrupted = 0, False
-    started = time.perf_counter()
-    with ExitStack() as stack:
-        source = stack.enter_context(open_source(cfg.source))
-        sinks = [stack.enter_context(open_sink(s, source.info.fps)) for s in cfg.sinks]
-        progress = stack.enter_context(Progress(
-            TextColumn(f"[bold]{source.info.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[fps]:.1f} fps"), disable=not show_progress, transient=True))
-        task = progress.add_task("frames", total=total, fps=0.0)
+class LivePipeline:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.engine, self.engine_description = open_engine(cfg.engine)
+        t, f = cfg.tracking, cfg.temporal
+        self.stabilizer = Stabilizer(
+            Tracker(enter_threshold=t.enter_threshold, exit_threshold=t.exit_threshold, confirm_frames=t.confirm_frames,
+                    max_missing=t.max_missing, max_people=t.max_people),
+            TemporalFuser(f.mode, FusionParams(tau_y=f.tau_y, cell=f.cell, rho=f.rho, eps=f.eps, max_age=f.max_age)),
+            hold_frames=f.hold_frames)
+        self.compositor = Compositor(cfg.effects)
+        self.skipper = InferenceSkipper(cfg.engine.every, cfg.engine.min_change)
+        self.times: dict[str, list[float]] = {stage: [] for stage in STAGES}
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        # keying: remove the screen's colour cast from people placed on a new background (where the
+        # background is the filmed one, the frame stays as it is)
+        replaced = cfg.effects.background.kind not in ("original", "blur")
+        self._despill = getattr(self.engine, "despill", None) if replaced else None
+
+    def run(self, show_progress: bool = True) -> RunReport:
+        """Until the source ends, `run.max_frames`, a preview window is closed, or Ctrl-C."""
+        cfg = self.cfg
+        frames, interrupted = 0, False
+        started = time.perf_counter()
+        with ExitStack() as stack:
+            stack.callback(self.compositor.close)
+            source = stack.enter_context(open_source(cfg.source))
+            sinks = [stack.enter_context(open_sink(s, source.info.fps)) for s in cfg.sinks]
+            people_sinks: dict[int, Sink] = {}
+            stack.callback(lambda: [s.close() for s in people_sinks.values()])
+            rendered: Mailbox[Rendered] = Mailbox(lossless=not source.info.live)
+            worker = threading.Thread(target=self._work, args=(source, rendered), name="worker", daemon=True)
+            worker.start()
+            stack.callback(self._shutdown, source, rendered, worker)
+            progress = stack.enter_context(self._progress(source, show_progress))
+            task = progress.add_task("frames", total=self._expected_frames(), fps=0.0)
+            try:
+                while True:
+                    try:
+                        item = rendered.get(timeout=0.5)
+                    except MailboxClosed as closed:
+                        if closed.__cause__ is not None:
+                            raise closed.__cause__
+                        break
+                    if item is None:
+                        continue
+                    self._write(item, sinks, people_sinks, source.info.fps)
+                    frames += 1
+                    progress.update(task, completed=frames, fps=frames / (time.perf_counter() - started))
+                    if frames == cfg.run.max_frames or any(s.wants_stop for s in sinks):
+                        break
+            except KeyboardInterrupt:
+                interrupted = True
+                log.info("stopped by Ctrl-C; closing outputs")
+            dropped = source.dropped + rendered.dropped
+        outputs = [s.path for s in [*sinks, *people_sinks.values()] if isinstance(s, (FileSink, PngSink)) and s.frames]
+        return RunReport(frames, time.perf_counter() - started, dropped, self.engine_description, self.skipper.skip_rate,
+                         {k: float(np.median(v)) for k, v in self.times.items() if v},
+                         float(np.median(self.latencies)) if self.latencies else 0.0, outputs, interrupted)
+
+    def _work(self, source: Source, out: Mailbox[Rendered]) -> None:
+        """The worker thread: newest frame -> people -> composite, handed to the caller's thread."""
         try:
+            waiting: Frame | None = None  # exact fusion: the frame whose people arrive with the next one
+            last = None
             for frame in source:
-                for sink in sinks:
-                    sink.write(frame.pixels)
-                frames += 1
-                progress.update(task, completed=frames, fps=frames / (time.perf_counter() - started))
-                if frames == cfg.run.max_frames or any(s.wants_stop for s in sinks):
+                if self._stop.is_set():
                     break
-        except KeyboardInterrupt:
-            interrupted = True
-            log.info("stopped by Ctrl-C; closing outputs")
-        dropped = source.dropped
-    outputs = [s.path for s in sinks if isinstance(s, (FileSink, PngSink)) and s.frames]
-    return RunReport(frames, time.perf_counter() - started, dropped, outputs, interrupted)
+                if self.skipper.should_infer(frame.pixels) or last is None:
+                    last = self._timed("engine", lambda: self._infer(frame))
+                people = self._timed("stabilize", lambda: self.stabilizer.update(frame.pixels, last.mattes, last.probs))
+                shown, waiting = (frame, None) if self.stabilizer.delay == 0 else (waiting, frame)
+                if people is not None and not out.put(self._render(shown, people)):
+                    return
+            final = self.stabilizer.flush()
+            if final is not None and waiting is not None:
+                out.put(self._render(waiting, final))
+        except Exception as exc:  # re-raised on the caller's thread
+            out.close(exc)
+            return
+        out.close()
+
+    def _infer(self, frame: Frame):
+        try:
+            return self.engine.infer([frame.pixels])[0]
+        except ValueError as exc:  # engines reject input they cannot work on with ValueError
+            raise EngineError(f"{type(self.engine).__name__} cannot process frame {frame.index}: {exc}") from exc
+
+    def _render(self, frame: Frame, people: People) -> Rendered:
+        pixels = self._despill(frame.pixels) if self._despill is not None else frame.pixels
+        composite = self._timed("composite", lambda: self.compositor.render(pixels, people.mattes, people.ids))
+        return Rendered(frame, _host(composite.image), {k: _host(v) for k, v in composite.isolated.items()}, len(people.ids))
+
+    def _write(self, item: Rendered, sinks: list[Sink], people_sinks: dict[int, Sink], fps: float) -> None:
+        start = time.perf_counter()
+        self.latencies.append((time.monotonic_ns() - item.frame.capture_ns) / 1e6)
+        for sink in sinks:
+            sink.write(item.image)
+        for track, layer in item.isolated.items():
+            if track not in people_sinks:
+                people_sinks[track] = open_sink(PngSinkConfig(path=self.cfg.effects.isolate_path / f"person_{track}"), fps)
+            people_sinks[track].write(layer)
+        self.times["sinks"].append((time.perf_counter() - start) * 1e3)
+
+    def _timed(self, stage: str, work):
+        start = time.perf_counter()
+        result = work()
+        self.times[stage].append((time.perf_counter() - start) * 1e3)
+        return result
+
+    def _shutdown(self, source: Source, rendered: Mailbox, worker: threading.Thread) -> None:
+        self._stop.set()
+        source.close()
+        rendered.discard()
+        worker.join(timeout=10)
+
+    def _expected_frames(self) -> int | None:
+        total = self.cfg.run.max_frames
+        source = self.cfg.source
+        if isinstance(source, SyntheticSourceConfig) and source.frames is not None:
+            total = min(total or source.frames, source.frames)
+        return total
+
+    @staticmethod
+    def _progress(source: Source, show: bool) -> Progress:
+        return Progress(TextColumn(f"[bold]{source.info.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[fps]:.1f} fps"), disable=not show, transient=True)
+
+
+def _host(image) -> np.ndarray:
+    """The one download per frame a host sink needs (a no-op for NumPy)."""
+    if isinstance(image, np.ndarray):
+        return image
+    return image.get() if hasattr(image, "get") else image.cpu().numpy()
+
+
+def run(cfg: Config, show_progress: bool = True) -> RunReport:
+    pipeline = LivePipeline(cfg)
+    log.info(pipeline.engine_description)
+    return pipeline.run(show_progress)

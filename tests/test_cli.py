@@ -49,3 +49,14 @@ def test_config_command_prints_the_effective_config(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout)["source"]["people"] == 7
+
+
+def test_engine_that_cannot_key_the_video_exits_2(tmp_path):
+    from tests.media import make_clip
+
+    clip = make_clip(tmp_path / "no_screen.mp4", frames=5)
+    result = livematte("--set", "source.kind=file", "--set", f"source.path={clip}", "--set", "engine.kind=keying",
+                       cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "KeyingEngine cannot process frame 0" in result.stderr and "difference" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -60,8 +60,8 @@ def test_unknown_key_in_a_sink_list_entry(tmp_path):
 
 
 def test_unknown_top_level_section(tmp_path):
-    with pytest.raises(ConfigError, match="engine: unknown key; allowed here: source, sinks, effects, run"):
-        load_config(write(tmp_path, "engine: {}\n"))
+    with pytest.raises(ConfigError, match="nope: unknown key; allowed here: source, sinks, engine, tracking, temporal, effects, run"):
+        load_config(write(tmp_path, "nope: {}\n"))
 
 
 def test_wrong_type_and_range(tmp_path):
@@ -110,3 +110,23 @@ def test_rtsp_url_must_be_rtsp():
 def test_empty_file_means_defaults(tmp_path):
     cfg = load_config(write(tmp_path, ""))
     assert isinstance(cfg.source, SyntheticSourceConfig)
+
+
+def test_kind_values_are_names_even_when_yaml_would_read_them_otherwise():
+    assert load_config(overrides=["sinks.0.kind=null"]).sinks[0].kind == "null"
+
+
+def test_hex_colours_survive_the_command_line():
+    assert load_config(overrides=["effects.default.tint=#ff0000"]).effects.default.tint == "#ff0000"
+
+
+def test_input_files_in_a_preset_are_relative_to_the_preset(tmp_path):
+    preset = tmp_path / "presets" / "p.yaml"
+    preset.parent.mkdir()
+    preset.write_text("source:\n  kind: file\n  path: clips/a.mp4\nsinks:\n  - kind: file\n    path: out/b.mp4\n"
+                      "effects:\n  people:\n    3: {background: bg/beach.png}\n")
+    cfg = load_config(preset)
+    assert cfg.source.path == preset.parent / "clips" / "a.mp4"
+    assert cfg.effects.people[3].background == preset.parent / "bg" / "beach.png"
+    assert cfg.sinks[0].path == Path("out/b.mp4"), "outputs stay relative to the current directory"
+    assert load_config(preset, ["source.path=c.mp4"]).source.path == Path("c.mp4"), "--set paths are the shell's"

@@ -1,0 +1,52 @@
+"""Which engine a config asks for: E2E-HIM when its weights are installed, else the keying engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from livematte.config import EngineConfig, bgr
+from livematte.engine.base import Engine
+
+
+class EngineError(RuntimeError):
+    """The configured engine cannot start; the message says what to install or change."""
+
+
+def open_engine(cfg: EngineConfig) -> tuple[Engine, str]:
+    """The engine and a one-line description of the choice (printed at start)."""
+    if cfg.kind in ("auto", "e2ehim"):
+        from livematte.model.checkpoint import CheckpointError, find_weights
+
+        try:
+            path = Path(cfg.e2ehim.weights) if cfg.e2ehim.weights.endswith(".safetensors") else find_weights(cfg.e2ehim.weights)
+            if not path.is_file():
+                raise CheckpointError(f"weights file {path} not found; import the checkpoint with `livematte weights import PATH`")
+        except CheckpointError as exc:
+            if cfg.kind == "e2ehim":
+                raise EngineError(str(exc)) from None
+            return _keying(cfg), (f"no E2E-HIM weights installed: using the CPU keying engine ({cfg.keying.mode} key); "
+                                  "import weights with `livematte weights import PATH`")
+        return _e2ehim(cfg, path)
+    return _keying(cfg), f"keying engine ({cfg.keying.mode} key)"
+
+
+def _keying(cfg: EngineConfig) -> Engine:
+    from livematte.engine.keying import KeyingEngine, KeyingSettings
+
+    k = cfg.keying
+    return KeyingEngine(KeyingSettings(mode=k.mode, key_colour=bgr(k.key_colour) if k.key_colour else None,
+                                      plate_frames=k.plate_frames, scale=k.scale, min_area=k.min_area))
+
+
+def _e2ehim(cfg: EngineConfig, path: Path) -> tuple[Engine, str]:
+    import torch
+
+    from livematte.engine.torch_engine import TorchEngine
+
+    e = cfg.e2ehim
+    device = e.device if e.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise EngineError("engine.e2ehim.device is cuda but torch sees no CUDA device: install a CUDA build of torch, "
+                          "or set --set engine.e2ehim.device=cpu")
+    engine = TorchEngine(path, device=device, input_size=e.input_size, fp16=e.fp16)
+    return engine, f"E2E-HIM ({path.name}) on {device}{' fp16' if engine.fp16 else ''}"

@@ -1,0 +1,72 @@
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from livematte.config import load_config
+from livematte.synthetic import SyntheticScene
+from pipelines.live import LivePipeline
+
+W, H, FRAMES = 320, 180, 12
+
+
+def config(tmp_path: Path, *extra: str):
+    return load_config(overrides=[
+        f"source.width={W}", f"source.height={H}", f"source.frames={FRAMES}", "source.people=3", "source.seed=2",
+        "engine.kind=keying", f"sinks.0.path={tmp_path / 'out.mp4'}", "effects.people={}", "effects.feather=0",
+        "effects.background.kind=color", "effects.background.color=#000000", *extra])
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+
+
+def regions(index: int):
+    """Inside every figure (eroded) and far from all of them (dilated), from the scene's ground truth."""
+    image, alphas = SyntheticScene(W, H, 3, seed=2).render(index)
+    union = alphas.sum(0)
+    kernel = np.ones((7, 7), np.uint8)
+    inside = cv2.erode((union > 0.99).astype(np.uint8), kernel) > 0
+    outside = cv2.dilate((union > 0).astype(np.uint8), kernel) == 0
+    return image, inside, outside
+
+
+def test_people_keep_their_pixels_on_a_replaced_background(tmp_path):
+    report = LivePipeline(config(tmp_path)).run(show_progress=False)
+    assert report.frames == FRAMES and report.dropped == 0 and "keying" in report.engine
+    frames = decoded(tmp_path / "out.mp4")
+    assert len(frames) == FRAMES
+    image, inside, outside = regions(6)
+    out = frames[6].astype(int)
+    assert np.abs(out[inside] - image[inside].astype(int)).mean() < 12, "people are kept as filmed"
+    assert out[outside].mean() < 8, "the green screen became the black background"
+
+
+def test_hide_everyone_leaves_only_the_background(tmp_path):
+    LivePipeline(config(tmp_path, "effects.default.effect=hide", "effects.background.color=#ffffff")).run(show_progress=False)
+    out = decoded(tmp_path / "out.mp4")[6]
+    _, inside, _ = regions(6)
+    assert out[inside].mean() > 240
+
+
+def test_isolated_people_are_written_as_rgba_pngs(tmp_path):
+    cfg = config(tmp_path, "effects.isolate=[1, 2]", f"effects.isolate_path={tmp_path / 'people'}")
+    report = LivePipeline(cfg).run(show_progress=False)
+    folders = sorted(p.name for p in (tmp_path / "people").iterdir())
+    assert folders == ["person_1", "person_2"]
+    layer = cv2.imread(str(sorted((tmp_path / "people" / "person_1").glob("*.png"))[-1]), cv2.IMREAD_UNCHANGED)
+    assert layer.shape == (H, W, 4) and layer[..., 3].max() == 255 and (layer[..., 3] == 0).mean() > 0.5
+    assert tmp_path / "people" / "person_1" in report.outputs
+
+
+def test_exact_fusion_still_delivers_every_frame(tmp_path):
+    report = LivePipeline(config(tmp_path, "temporal.mode=exact")).run(show_progress=False)
+    assert report.frames == FRAMES and len(decoded(tmp_path / "out.mp4")) == FRAMES
+
+
+def test_inference_skipping_is_reported(tmp_path):
+    report = LivePipeline(config(tmp_path, "engine.every=3")).run(show_progress=False)
+    assert report.frames == FRAMES and abs(report.skip_rate - 8 / 12) < 1e-9
+    assert set(report.stage_ms) == {"engine", "stabilize", "composite", "sinks"}
