@@ -298,11 +298,17 @@ def main(argv=None) -> int:
         },
         "cases": cases,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"kernels_cpu_{dt.date.today().isoformat()}.json"
+    write_report(report, args.out, "kernels_cpu")
+    return 0
+
+
+def write_report(report: dict, folder: Path, stem: str) -> Path:
+    """bench/results/<stem>_<date>.json (the GPU benchmark uses this too)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}_{dt.date.today().isoformat()}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")
-    return 0
+    return path
 
 
 if __name__ == "__main__":

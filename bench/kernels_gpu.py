@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import platform
 import statistics
 import sys
@@ -22,7 +21,7 @@ import numpy as np
 
 from kernels import (Background, FusionParams, Scene, composite, feather, fuse_causal, gpu_available,
                      input_size_for, frame_changes, masked_blur, preprocess)
-from kernels_cpu import BLUR_RADIUS, FEATHER_RADIUS, PARAMS, frames_at, mixed_layers, people_mattes
+from kernels_cpu import BLUR_RADIUS, FEATHER_RADIUS, PARAMS, frames_at, mixed_layers, people_mattes, write_report
 
 SIZES = {"1080p": (1080, 1920), "4K": (2160, 3840)}
 PEOPLE = (1, 4, 20)
@@ -148,10 +147,7 @@ def main(argv=None) -> int:
         "parity_max_abs_diff": parity_report,
         "cases": cases,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"kernels_gpu_{dt.date.today().isoformat()}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_report(report, args.out, "kernels_gpu")
     return 0
 
 

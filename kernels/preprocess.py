@@ -60,7 +60,7 @@ def _letterbox_cpu(src, dst, top, left, content_h, content_w, mul, add):
     """The same weights as the CUDA kernel, applied separably per output row (vertical taps into a row
     buffer, then horizontal taps): equal up to float rounding, and the vertical pass vectorises."""
     batch, src_h, src_w, _ = src.shape
-    out_h, out_w = dst.shape[2], dst.shape[3]
+    out_h = dst.shape[2]
     y_first, y_count, y_weights = _axis_taps(src_h, content_h)
     x_first, x_count, x_weights = _axis_taps(src_w, content_w)
     for r in prange(batch * out_h):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import cv2

@@ -1,4 +1,3 @@
-import os
 import subprocess
 import time
 from pathlib import Path

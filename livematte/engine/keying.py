@@ -134,22 +134,22 @@ class KeyingEngine:
         small = self._work(frame)
         if s.mode == "chroma":
             key = self._key_colour(small)
-            alpha = chroma_alpha(small, key, s.screen_low, s.screen_high)
 
-            def alpha_at(rows: slice, cols: slice) -> np.ndarray:
-                return chroma_alpha(frame[rows, cols], key, s.screen_low, s.screen_high)
+            def key_image(image: np.ndarray, rows=slice(None), cols=slice(None)) -> np.ndarray:
+                return chroma_alpha(image, key, s.screen_low, s.screen_high)
         else:
             plates = self._plates_for(frame, small)
             if plates is None:
                 return no_people(frame.shape[:2])
-            alpha = difference_alpha(small, plates[1], s.difference_low, s.difference_high)
 
-            def alpha_at(rows: slice, cols: slice) -> np.ndarray:
-                return difference_alpha(frame[rows, cols], plates[0][rows, cols], s.difference_low, s.difference_high)
+            def key_image(image: np.ndarray, rows=slice(None), cols=slice(None)) -> np.ndarray:
+                plate = plates[1] if image is small else plates[0][rows, cols]
+                return difference_alpha(image, plate, s.difference_low, s.difference_high)
+        alpha = key_image(small)
         self._size = alpha.shape
-        if small is frame:
-            def alpha_at(rows: slice, cols: slice) -> np.ndarray:
-                return alpha[rows, cols]
+
+        def alpha_at(rows: slice, cols: slice) -> np.ndarray:
+            return alpha[rows, cols] if small is frame else key_image(frame[rows, cols], rows, cols)
         return split_people(alpha, alpha_at, frame.shape[:2], s)
 
     def _work(self, frame: np.ndarray) -> np.ndarray:
