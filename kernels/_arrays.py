@@ -61,6 +61,12 @@ def restore(arr, kind: Kind):
     return arr
 
 
+def host(x) -> np.ndarray:
+    """x as a NumPy array: a view for NumPy and torch CPU, one device-to-host copy for CuPy and torch CUDA."""
+    arr = native(x)
+    return arr.get() if on_gpu(arr) else np.asarray(arr)
+
+
 def on_gpu(arr) -> bool:
     return _module_of(arr) == "cupy"
 

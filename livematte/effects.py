@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from kernels import Effect
+from kernels._arrays import host
 from livematte.config import EffectsConfig, PersonEffectConfig
 
 EFFECT_CODES = {
@@ -51,7 +50,6 @@ def select(mattes, track_ids: Sequence[int], x: int, y: int, threshold: float = 
     height, width = mattes.shape[1:]
     if not (0 <= x < width and 0 <= y < height):
         return None
-    column = mattes[:, y, x]
-    values = np.asarray(column.get() if hasattr(column, "get") else column.cpu() if hasattr(column, "cpu") else column)
+    values = host(mattes[:, y, x])
     best = int(values.argmax())
     return int(track_ids[best]) if values[best] >= threshold else None

@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from kernels._arrays import host
+
 UNTRACKED = -1  # the id update() gives mattes that are not (yet) a confirmed person
 HIST_BINS = (12, 4)  # hue x saturation
 
@@ -69,7 +71,7 @@ class Tracker:
         (for re-identification): NumPy, or torch (pooled on its device, only small arrays copied).
         """
         small = _low_resolution(mattes, self.grid_width)
-        probs = np.asarray(_to_numpy(probs), np.float32).reshape(-1)
+        probs = np.asarray(host(probs) if hasattr(probs, "shape") else probs, np.float32).reshape(-1)
         if len(probs) != len(small):
             raise ValueError(f"got {len(small)} mattes but {len(probs)} probabilities")
         hist = _appearances(frame, small) if frame is not None else [None] * len(small)
@@ -151,10 +153,6 @@ class Tracker:
         """Confirmed tracks seen this frame, oldest first, at most max_people of them."""
         visible = sorted(t.id for t in self.tracks if t.confirmed and t.missed == 0)
         return set(visible[: self.max_people])
-
-
-def _to_numpy(array) -> np.ndarray:
-    return array.detach().cpu().numpy() if hasattr(array, "detach") else np.asarray(array)
 
 
 def _grid_size(height: int, width: int, grid_width: int) -> tuple[int, int]:

@@ -20,6 +20,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kernels import FusionParams
+from kernels._arrays import host
 from livematte.compositor import Compositor
 from livematte.config import Config, PngSinkConfig, SyntheticSourceConfig
 from livematte.engine.choose import EngineError, open_engine
@@ -153,7 +154,8 @@ class LivePipeline:
     def _render(self, frame: Frame, people: People) -> Rendered:
         pixels = self._despill(frame.pixels) if self._despill is not None else frame.pixels
         composite = self._timed("composite", lambda: self.compositor.render(pixels, people.mattes, people.ids))
-        return Rendered(frame, _host(composite.image), {k: _host(v) for k, v in composite.isolated.items()}, len(people.ids))
+        # the one download per frame a host sink needs (a no-op for NumPy)
+        return Rendered(frame, host(composite.image), {k: host(v) for k, v in composite.isolated.items()}, len(people.ids))
 
     def _write(self, item: Rendered, sinks: list[Sink], people_sinks: dict[int, Sink], fps: float) -> None:
         start = time.perf_counter()
@@ -189,13 +191,6 @@ class LivePipeline:
     def _progress(source: Source, show: bool) -> Progress:
         return Progress(TextColumn(f"[bold]{source.info.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("{task.fields[fps]:.1f} fps"), disable=not show, transient=True)
-
-
-def _host(image) -> np.ndarray:
-    """The one download per frame a host sink needs (a no-op for NumPy)."""
-    if isinstance(image, np.ndarray):
-        return image
-    return image.get() if hasattr(image, "get") else image.cpu().numpy()
 
 
 def run(cfg: Config, show_progress: bool = True) -> RunReport:
