@@ -1,10 +1,11 @@
-"""The `livematte` command: run, config, weights."""
+"""The `livematte` command: run, bench, config, weights."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 import yaml
 from rich.console import Console
@@ -43,6 +44,31 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from pipelines.bench import bench, print_summary
+
+    configs = {"config": load_config(args.config, args.overrides)}
+    if args.compare:
+        configs["compare"] = load_config(args.compare, args.overrides)
+    reports = {}
+    for label, cfg in configs.items():
+        name = args.name if label == "config" else f"{args.name}_compare"
+        report, path = bench(cfg, args.frames, args.out, tuple(args.people), tuple(args.sizes), name=name)
+        reports[label] = report
+        print(path.resolve())
+    print_summary(console, reports)
+    return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT -> (height, width)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size; write WIDTHxHEIGHT, e.g. 1280x720") from None
+    return height, width
+
+
 def _show_config(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
@@ -58,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("config", help="print the effective configuration after --config and --set")
     _add_config_args(show)
     show.set_defaults(func=_show_config)
+    bench = commands.add_parser("bench", help="run the pipeline for N frames; JSON report and plots")
+    _add_config_args(bench)
+    bench.add_argument("--frames", type=int, default=300, help="frames through the pipeline (default 300)")
+    bench.add_argument("--compare", metavar="FILE", help="a second config, run in the same process; prints ratios")
+    bench.add_argument("--out", type=Path, default=Path("bench/results"), help="folder of the report and plots")
+    bench.add_argument("--name", default="bench", help="file name stem of the report (default bench)")
+    bench.add_argument("--people", type=int, nargs="+", default=[1, 2, 4, 6, 10, 20], help="engine sweep: people")
+    bench.add_argument("--sizes", type=_size, nargs="+", default=[(360, 640), (720, 1280), (1080, 1920)],
+                       metavar="WxH", help="engine sweep: frame sizes")
+    bench.set_defaults(func=_bench)
     add_weights_parser(commands)
     return parser
 

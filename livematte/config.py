@@ -6,6 +6,7 @@ are allowed there, instead of being silently ignored.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -13,6 +14,22 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """YAML with YAML 1.2 booleans: only true/false, so `mode: off` or `--set temporal.mode=off` stay words."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                  list("tTfF"))
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_YamlLoader)
 
 
 class ConfigError(ValueError):
@@ -280,6 +297,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     """Read a YAML preset (default: configs/default.yaml), apply `key.path=value` overrides, validate."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
     data = _read_yaml(path)
+    _kinds_as_names(data)
     _anchor_inputs(data, path.resolve().parent)
     for item in overrides:
         _apply_override(data, item)
@@ -295,7 +313,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}; pass an existing file to --config") from None
     try:
-        data = yaml.safe_load(text)
+        data = _yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -306,6 +324,18 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections (source, sinks, run), got {type(data).__name__}")
     return data
+
+
+def _kinds_as_names(node: Any) -> None:
+    """`kind: null` in YAML is the null sink, not a missing kind."""
+    if isinstance(node, dict):
+        if "kind" in node and node["kind"] is None:
+            node["kind"] = "null"
+        for child in node.values():
+            _kinds_as_names(child)
+    elif isinstance(node, list):
+        for child in node:
+            _kinds_as_names(child)
 
 
 INPUT_PATHS = (("source", "path"), ("effects", "background", "path"), ("effects", "default", "background"),
@@ -338,7 +368,7 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
     if not sep or not key:
         raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set source.people=6")
     try:
-        value = yaml.safe_load(raw) if raw else ""
+        value = _yaml(raw) if raw else ""
     except yaml.YAMLError:
         value = raw
     if value is None and raw.strip() not in ("null", "Null", "NULL", "~"):

@@ -130,3 +130,9 @@ def test_input_files_in_a_preset_are_relative_to_the_preset(tmp_path):
     assert cfg.effects.people[3].background == preset.parent / "bg" / "beach.png"
     assert cfg.sinks[0].path == Path("out/b.mp4"), "outputs stay relative to the current directory"
     assert load_config(preset, ["source.path=c.mp4"]).source.path == Path("c.mp4"), "--set paths are the shell's"
+
+
+def test_words_yaml_1_1_would_turn_into_booleans_stay_words(tmp_path):
+    assert load_config(overrides=["temporal.mode=off"]).temporal.mode == "off"
+    assert load_config(write(tmp_path, "temporal:\n  mode: off\n")).temporal.mode == "off"
+    assert load_config(overrides=["source.realtime=true"]).source.realtime is True
