@@ -332,7 +332,7 @@ def composite(frame, alphas, layers: PersonLayers, scene: Scene, image=None, own
             raise ValueError(f"boxes must have shape ({count}, 4) as [x0, y0, x1, y1] per person, got {boxes.shape}")
     effects = set(np.asarray(layers.effect).tolist())
     hidden = [i for i, e in enumerate(np.asarray(layers.effect).tolist()) if e in (Effect.BLUR, Effect.PIXELATE)]
-    privacy = masked_blur(src, people[hidden], scene.privacy_radius, of_people=True) if hidden else src
+    privacy = _privacy_blur(src, people[hidden], scene) if hidden else src
     packed = layers.packed(np.zeros((count, 4)) if boxes is None else boxes)
     spotlight = Effect.SPOTLIGHT in effects
     image = src if image is None else image
@@ -348,6 +348,29 @@ def composite(frame, alphas, layers: PersonLayers, scene: Scene, image=None, own
                        np.asarray(scene.color, np.float64), spotlight, scene.spotlight_dim, regions,
                        scene.region_feather, scene.pixel_block)
     return out if out is not None else restore(result, kind)
+
+
+def _privacy_blur(src, people, scene: Scene):
+    """masked_blur(of_people) of the people behind blur/pixelate, computed only over their boxes.
+
+    Every pixel the composite reads from it (a person pixel, or a pixelation block centre within
+    pixel_block of one) lies at least privacy_radius inside the box grown by privacy_radius +
+    pixel_block, so its window never meets the box's edge and the result there is the full-frame one.
+    """
+    boxes = person_boxes(people, threshold=0.0)
+    present = boxes[boxes[:, 2] >= boxes[:, 0]]
+    if not len(present):
+        return src
+    h, w = src.shape[:2]
+    grow = scene.privacy_radius + scene.pixel_block
+    x0, y0 = (max(0, int(v) - grow) for v in present[:, :2].min(axis=0))
+    x1, y1 = (int(v) + grow + 1 for v in present[:, 2:].max(axis=0))
+    region = (slice(y0, min(h, y1)), slice(x0, min(w, x1)))
+    xp = xp_of(src)
+    out = src.copy()
+    out[region] = masked_blur(xp.ascontiguousarray(src[region]), xp.ascontiguousarray(people[(slice(None), *region)]),
+                              scene.privacy_radius, of_people=True)
+    return out
 
 
 def isolated_layer(frame, alpha, out=None):

@@ -230,3 +230,17 @@ def test_isolated_layer_and_person_boxes():
     boxes = person_boxes(alpha)
     np.testing.assert_array_equal(boxes[0], [2, 1, 5, 2])
     assert boxes[1, 2] < boxes[1, 0]
+
+
+@pytest.mark.parametrize("effect", [Effect.BLUR, Effect.PIXELATE])
+def test_privacy_blur_of_a_small_person_matches_the_full_frame_reference(effect):
+    """The privacy blur is computed over the blurred people's boxes only; the output must not change."""
+    rng = np.random.default_rng(11)
+    frame = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    alphas = np.zeros((2, 70, 90), np.float32)
+    alphas[0, 30:45, 50:62] = rng.random((15, 12), dtype=np.float32)
+    alphas[1, 5:20, 5:20] = 1.0
+    layers = PersonLayers(np.array([int(effect), int(Effect.KEEP)], np.int32), np.zeros((2, 3), np.float32),
+                          np.zeros(2, np.float32), np.full(2, -1, np.int32))
+    scene = Scene(background=Background.COLOR, privacy_radius=4, pixel_block=6)
+    assert_rounds(composite(frame, alphas, layers, scene), reference(frame, alphas, layers, scene))
