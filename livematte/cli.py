@@ -38,6 +38,8 @@ def _run(args: argparse.Namespace) -> int:
     summary = (f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps), {report.dropped} dropped, "
                f"{report.skip_rate:.0%} inference skipped; median ms per frame: {stages}; "
                f"capture-to-output latency {report.latency_ms:.0f} ms")
+    if report.cards:
+        summary += f"; the source was away for {report.cards} frames (reconnecting card shown)"
     console.print(summary + (" (stopped early)" if report.interrupted else ""), soft_wrap=True)
     for path in report.outputs:
         print(path.resolve())

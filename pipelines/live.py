@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -56,6 +57,7 @@ class RunReport:
     latency_ms: float = 0.0  # median capture -> handed to the sinks
     outputs: list[Path] = field(default_factory=list)
     interrupted: bool = False
+    cards: int = 0  # frames of the "reconnecting" card sent while a live source was away
 
     @property
     def fps(self) -> float:
@@ -85,7 +87,7 @@ class LivePipeline:
     def run(self, show_progress: bool = True) -> RunReport:
         """Until the source ends, `run.max_frames`, a preview window is closed, or Ctrl-C."""
         cfg = self.cfg
-        frames, interrupted = 0, False
+        frames, cards, interrupted = 0, 0, False
         started = time.perf_counter()
         with ExitStack() as stack:
             stack.callback(self.compositor.close)
@@ -99,16 +101,24 @@ class LivePipeline:
             stack.callback(self._shutdown, source, rendered, worker)
             progress = stack.enter_context(self._progress(source, show_progress))
             task = progress.add_task("frames", total=self._expected_frames(), fps=0.0)
+            last: np.ndarray | None = None
+            card: np.ndarray | None = None
             try:
                 while True:
                     try:
-                        item = rendered.get(timeout=0.5)
+                        item = rendered.get(timeout=1.0 / source.info.fps)
                     except MailboxClosed as closed:
                         if closed.__cause__ is not None:
                             raise closed.__cause__
                         break
                     if item is None:
+                        if source.status == "reconnecting" and last is not None:
+                            card = reconnecting_card(last, source.info.name) if card is None else card
+                            for sink in sinks:  # viewers see why the picture stopped, and the output keeps its pace
+                                sink.write(card)
+                            cards += 1
                         continue
+                    last, card = item.image, None
                     self._write(item, sinks, people_sinks, source.info.fps)
                     frames += 1
                     progress.update(task, completed=frames, fps=frames / (time.perf_counter() - started))
@@ -121,7 +131,7 @@ class LivePipeline:
         outputs = [s.path for s in [*sinks, *people_sinks.values()] if isinstance(s, (FileSink, PngSink)) and s.frames]
         return RunReport(frames, time.perf_counter() - started, dropped, self.engine_description, self.skipper.skip_rate,
                          {k: float(np.median(v)) for k, v in self.times.items() if v},
-                         float(np.median(self.latencies)) if self.latencies else 0.0, outputs, interrupted)
+                         float(np.median(self.latencies)) if self.latencies else 0.0, outputs, interrupted, cards)
 
     def _work(self, source: Source, out: Mailbox[Rendered]) -> None:
         """The worker thread: newest frame -> people -> composite, handed to the caller's thread."""
@@ -191,6 +201,21 @@ class LivePipeline:
     def _progress(source: Source, show: bool) -> Progress:
         return Progress(TextColumn(f"[bold]{source.info.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("{task.fields[fps]:.1f} fps"), disable=not show, transient=True)
+
+
+def reconnecting_card(image: np.ndarray, name: str) -> np.ndarray:
+    """The last picture, dimmed, with a line saying the source is being reconnected."""
+    card = (image.astype(np.uint16) * 2 // 5).astype(np.uint8)
+    height, width = card.shape[:2]
+    scale = max(0.5, width / 1280)
+    text = f"reconnecting to {name}..."
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    origin = (max(0, (width - tw) // 2), (height + th) // 2)
+    colour = (255, 255, 255, 255)[: card.shape[2]]
+    cv2.putText(card, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
+    if card.shape[2] == 4:
+        card[..., 3] = 255
+    return card
 
 
 def run(cfg: Config, show_progress: bool = True) -> RunReport:

@@ -197,3 +197,8 @@ def test_capture_plate_on_demand_and_after_a_size_change():
     assert len(engine.infer([image])[0]) == 4
     with pytest.raises(ValueError, match="capture_plate"):
         engine.infer([np.zeros((H + 2, W, 3), np.uint8)])
+
+
+def test_despill_leaves_frames_alone_in_difference_mode():
+    image = textured()
+    assert KeyingEngine(KeyingSettings(mode="difference")).despill(image) is image

@@ -70,3 +70,20 @@ def test_inference_skipping_is_reported(tmp_path):
     report = LivePipeline(config(tmp_path, "engine.every=3")).run(show_progress=False)
     assert report.frames == FRAMES and abs(report.skip_rate - 8 / 12) < 1e-9
     assert set(report.stage_ms) == {"engine", "stabilize", "composite", "sinks"}
+
+
+def test_a_vanishing_source_gets_a_reconnecting_card_and_output_resumes(tmp_path):
+    from tests.media import make_clip
+
+    camera = make_clip(tmp_path / "camera.mp4", frames=6)  # read through OpenCV like a webcam; it "vanishes" at the end
+    cfg = load_config(overrides=[
+        "source.kind=webcam", f"source.device={camera}", "source.reconnect_max_s=0.5", "engine.kind=keying",
+        "engine.keying.mode=difference", "engine.keying.plate_frames=1", "sinks.0.kind=png",
+        f"sinks.0.path={tmp_path / 'frames'}", "effects.people={}", "run.max_frames=15"])
+    report = LivePipeline(cfg).run(show_progress=False)
+    assert report.frames == 15 and report.cards > 0, "the camera went away and came back at least once"
+    written = sorted((tmp_path / "frames").glob("*.png"))
+    assert len(written) == report.frames + report.cards
+    brightness = [cv2.imread(str(p)).mean() for p in written]
+    cards = [b for b in brightness if b < 0.6 * max(brightness)]
+    assert len(cards) == report.cards, "card frames are the dimmed last picture"

@@ -119,8 +119,11 @@ class KeyingEngine:
                 self._set_plate(checked_frames([plate])[0].copy())
 
     def despill(self, frame: np.ndarray) -> np.ndarray:
-        """`frame` with the screen's colour cast removed (see `despill`), for compositing the people."""
+        """`frame` with the screen's colour cast removed (see `despill`), for compositing the people;
+        unchanged in difference mode, where there is no screen."""
         frame = checked_frames([frame])[0]
+        if self.settings.mode != "chroma":
+            return frame
         key = self._key_colour(self._work(frame))
         return despill(frame, key)
 
