@@ -1,8 +1,9 @@
 """The embedded CPU engine: chroma key or clean-plate difference key, people split by connected components.
 
 It is the default when no E2E-HIM weights are installed, so it must run well inside a 30 fps budget on
-two shared cores: all per-pixel work is OpenCV (vectorised, releases the GIL) on uint8 at a reduced
-working resolution, and each person's soft matte is brought to frame size inside its own box only.
+two shared cores: all per-pixel work is OpenCV on uint8 (vectorised, releases the GIL). People are found
+at a reduced working resolution; each person's box is then keyed again at frame size, so mattes keep
+full-resolution edges while the full-size work covers only the people.
 
 Keying knows colours, not people: figures that touch or overlap form one connected component and come
 out as one instance (the tracker sees them merge and split again).
@@ -21,7 +22,7 @@ import numpy as np
 from livematte.engine.base import Instances
 
 Mode = Literal["chroma", "difference"]
-SCREEN_CHANNELS = {0: "blue", 1: "green"}  # BGR index of the dominant channel -> screen name
+SCREEN_CHANNELS = (0, 1)  # BGR indices a screen colour may be dominant in: blue, green
 MIN_SCREEN_STRENGTH = 30  # the screen's dominant channel must exceed the other two by this many levels
 BORDER = 4  # rows/columns of the working frame's edge sampled to estimate the key colour
 CLEANUP = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
@@ -49,8 +50,8 @@ class KeyingSettings:
     key_colour: tuple[int, int, int] | None = None
     screen_low: float = 0.1
     screen_high: float = 0.75
-    difference_low: float = 12.0
-    difference_high: float = 40.0
+    difference_low: float = 10.0
+    difference_high: float = 30.0
     plate_frames: int = 10
     scale: float = 0.5
     min_area: float = 0.002
@@ -133,27 +134,30 @@ class KeyingEngine:
     def _infer_one(self, frame: np.ndarray) -> Instances:
         """Key the working-size frame to find the people, then key each person's box again at frame size,
         so edges (hair, fingers) keep full detail at a fraction of a full-frame key's cost."""
-        s = self.settings
         small = self._work(frame)
-        if s.mode == "chroma":
-            key = self._key_colour(small)
-
-            def key_image(image: np.ndarray, rows=slice(None), cols=slice(None)) -> np.ndarray:
-                return chroma_alpha(image, key, s.screen_low, s.screen_high)
+        if self.settings.mode == "chroma":
+            full_reference = small_reference = self._key_colour(small)
         else:
             plates = self._plates_for(frame, small)
             if plates is None:
                 return no_people(frame.shape[:2])
-
-            def key_image(image: np.ndarray, rows=slice(None), cols=slice(None)) -> np.ndarray:
-                plate = plates[1] if image is small else plates[0][rows, cols]
-                return difference_alpha(image, plate, s.difference_low, s.difference_high)
-        alpha = key_image(small)
+            full_reference, small_reference = plates
+        alpha = self._key(small, small_reference)
         self._size = alpha.shape
 
         def alpha_at(rows: slice, cols: slice) -> np.ndarray:
-            return alpha[rows, cols] if small is frame else key_image(frame[rows, cols], rows, cols)
-        return split_people(alpha, alpha_at, frame.shape[:2], s)
+            if small is frame:
+                return alpha[rows, cols]
+            region = full_reference if full_reference.ndim == 1 else full_reference[rows, cols]
+            return self._key(frame[rows, cols], region)
+        return split_people(alpha, alpha_at, frame.shape[:2], self.settings)
+
+    def _key(self, image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """uint8 alpha of `image` against the key colour (chroma) or the same region of the clean plate."""
+        s = self.settings
+        if s.mode == "chroma":
+            return chroma_alpha(image, reference, s.screen_low, s.screen_high)
+        return difference_alpha(image, reference, s.difference_low, s.difference_high)
 
     def _work(self, frame: np.ndarray) -> np.ndarray:
         """The frame at working resolution (area averaging also filters sensor noise)."""
@@ -241,8 +245,8 @@ def screen_strength(image: np.ndarray, channel: int) -> np.ndarray:
 def chroma_alpha(image: np.ndarray, key: np.ndarray, low: float, high: float) -> np.ndarray:
     """uint8 alpha: opaque where the screen strength is below `low` of the key's, clear above `high` of it.
 
-    The colour-difference key is linear in the mix of person and screen at soft edges, and flat for
-    any non-screen colour (skin, grey, red, ...), so one ramp serves everyone.
+    The colour-difference key is linear in the mix of person and screen at soft edges, and 0 for every
+    colour without an excess of the screen's channel (skin, grey, red, ...), so one ramp serves everyone.
     """
     channel, strength = screen_channel(key)
     return cv2.LUT(screen_strength(image, channel), ramp(high * strength, low * strength))
