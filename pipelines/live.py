@@ -20,30 +20,16 @@ import cv2
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from kernels import FusionParams
-from kernels._arrays import host
-from livematte.compositor import Compositor
 from livematte.config import Config, PngSinkConfig, SyntheticSourceConfig
-from livematte.engine.choose import EngineError, open_engine
-from livematte.frame import Frame
+from livematte.engine.choose import open_engine
 from livematte.mailbox import Mailbox, MailboxClosed
+from livematte.processor import STAGES as PROCESS_STAGES
+from livematte.processor import FrameProcessor, Processed
 from livematte.sinks import FileSink, PngSink, Sink, open_sink
-from livematte.skipping import InferenceSkipper
 from livematte.sources import Source, open_source
-from livematte.stabilize import People, Stabilizer
-from livematte.temporal import TemporalFuser
-from livematte.tracking import Tracker
 
 log = logging.getLogger(__name__)
-STAGES = ("engine", "stabilize", "composite", "sinks")
-
-
-@dataclass(frozen=True)
-class Rendered:
-    frame: Frame
-    image: np.ndarray
-    isolated: dict[int, np.ndarray]
-    people: int
+STAGES = (*PROCESS_STAGES, "sinks")
 
 
 @dataclass(frozen=True)
@@ -68,21 +54,10 @@ class LivePipeline:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.engine, self.engine_description = open_engine(cfg.engine)
-        t, f = cfg.tracking, cfg.temporal
-        self.stabilizer = Stabilizer(
-            Tracker(enter_threshold=t.enter_threshold, exit_threshold=t.exit_threshold, confirm_frames=t.confirm_frames,
-                    max_missing=t.max_missing, max_people=t.max_people),
-            TemporalFuser(f.mode, FusionParams(tau_y=f.tau_y, cell=f.cell, rho=f.rho, eps=f.eps, max_age=f.max_age)),
-            hold_frames=f.hold_frames)
-        self.compositor = Compositor(cfg.effects)
-        self.skipper = InferenceSkipper(cfg.engine.every, cfg.engine.min_change)
-        self.times: dict[str, list[float]] = {stage: [] for stage in STAGES}
+        self.processor = FrameProcessor(cfg, self.engine)
+        self.times: dict[str, list[float]] = {**self.processor.times, "sinks": []}
         self.latencies: list[float] = []
         self._stop = threading.Event()
-        # keying: remove the screen's colour cast from people placed on a new background (where the
-        # background is the filmed one, the frame stays as it is)
-        replaced = cfg.effects.background.kind not in ("original", "blur")
-        self._despill = getattr(self.engine, "despill", None) if replaced else None
 
     def run(self, show_progress: bool = True) -> RunReport:
         """Until the source ends, `run.max_frames`, a preview window is closed, or Ctrl-C."""
@@ -90,12 +65,12 @@ class LivePipeline:
         frames, cards, interrupted = 0, 0, False
         started = time.perf_counter()
         with ExitStack() as stack:
-            stack.callback(self.compositor.close)
+            stack.callback(self.processor.close)
             source = stack.enter_context(open_source(cfg.source))
             sinks = [stack.enter_context(open_sink(s, source.info.fps)) for s in cfg.sinks]
             people_sinks: dict[int, Sink] = {}
             stack.callback(lambda: [s.close() for s in people_sinks.values()])
-            rendered: Mailbox[Rendered] = Mailbox(lossless=not source.info.live)
+            rendered: Mailbox[Processed] = Mailbox(lossless=not source.info.live)
             worker = threading.Thread(target=self._work, args=(source, rendered), name="worker", daemon=True)
             worker.start()
             stack.callback(self._shutdown, source, rendered, worker)
@@ -129,45 +104,29 @@ class LivePipeline:
                 log.info("stopped by Ctrl-C; closing outputs")
             dropped = source.dropped + rendered.dropped
         outputs = [s.path for s in [*sinks, *people_sinks.values()] if isinstance(s, (FileSink, PngSink)) and s.frames]
-        return RunReport(frames, time.perf_counter() - started, dropped, self.engine_description, self.skipper.skip_rate,
+        return RunReport(frames, time.perf_counter() - started, dropped, self.engine_description,
+                         self.processor.skipper.skip_rate,
                          {k: float(np.median(v)) for k, v in self.times.items() if v},
                          float(np.median(self.latencies)) if self.latencies else 0.0, outputs, interrupted, cards)
 
-    def _work(self, source: Source, out: Mailbox[Rendered]) -> None:
+    def _work(self, source: Source, out: Mailbox[Processed]) -> None:
         """The worker thread: newest frame -> people -> composite, handed to the caller's thread."""
         try:
-            waiting: Frame | None = None  # exact fusion: the frame whose people arrive with the next one
-            last = None
             for frame in source:
                 if self._stop.is_set():
                     break
-                if self.skipper.should_infer(frame.pixels) or last is None:
-                    last = self._timed("engine", lambda: self._infer(frame))
-                people = self._timed("stabilize", lambda: self.stabilizer.update(frame.pixels, last.mattes, last.probs))
-                shown, waiting = (frame, None) if self.stabilizer.delay == 0 else (waiting, frame)
-                if people is not None and not out.put(self._render(shown, people)):
+                item = self.processor.process(frame)
+                if item is not None and not out.put(item):
                     return
-            final = self.stabilizer.flush()
-            if final is not None and waiting is not None:
-                out.put(self._render(waiting, final))
+            final = self.processor.flush()
+            if final is not None:
+                out.put(final)
         except Exception as exc:  # re-raised on the caller's thread
             out.close(exc)
             return
         out.close()
 
-    def _infer(self, frame: Frame):
-        try:
-            return self.engine.infer([frame.pixels])[0]
-        except ValueError as exc:  # engines reject input they cannot work on with ValueError
-            raise EngineError(f"{type(self.engine).__name__} cannot process frame {frame.index}: {exc}") from exc
-
-    def _render(self, frame: Frame, people: People) -> Rendered:
-        pixels = self._despill(frame.pixels) if self._despill is not None else frame.pixels
-        composite = self._timed("composite", lambda: self.compositor.render(pixels, people.mattes, people.ids))
-        # the one download per frame a host sink needs (a no-op for NumPy)
-        return Rendered(frame, host(composite.image), {k: host(v) for k, v in composite.isolated.items()}, len(people.ids))
-
-    def _write(self, item: Rendered, sinks: list[Sink], people_sinks: dict[int, Sink], fps: float) -> None:
+    def _write(self, item: Processed, sinks: list[Sink], people_sinks: dict[int, Sink], fps: float) -> None:
         start = time.perf_counter()
         self.latencies.append((time.monotonic_ns() - item.frame.capture_ns) / 1e6)
         for sink in sinks:
@@ -177,12 +136,6 @@ class LivePipeline:
                 people_sinks[track] = open_sink(PngSinkConfig(path=self.cfg.effects.isolate_path / f"person_{track}"), fps)
             people_sinks[track].write(layer)
         self.times["sinks"].append((time.perf_counter() - start) * 1e3)
-
-    def _timed(self, stage: str, work):
-        start = time.perf_counter()
-        result = work()
-        self.times[stage].append((time.perf_counter() - start) * 1e3)
-        return result
 
     def _shutdown(self, source: Source, rendered: Mailbox, worker: threading.Thread) -> None:
         self._stop.set()

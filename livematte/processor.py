@@ -1,0 +1,103 @@
+"""One frame through the product: engine -> tracking + fusion -> compositor.
+
+Everything here is per stream (one camera, one WebRTC peer): track ids, fusion state, effect
+assignments and the skip schedule. The engine is passed in so that several streams can share one
+network. Threading and frame handover are the caller's business (pipelines/live.py, the WebRTC
+server); this class only keeps the order of the stages and their timings.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+import numpy as np
+
+from kernels import FusionParams
+from kernels._arrays import host
+from livematte.compositor import Compositor
+from livematte.config import Config
+from livematte.engine.base import Engine, Instances
+from livematte.engine.choose import EngineError
+from livematte.frame import Frame
+from livematte.skipping import InferenceSkipper
+from livematte.stabilize import People, Stabilizer
+from livematte.temporal import TemporalFuser
+from livematte.tracking import Tracker
+
+STAGES = ("engine", "stabilize", "composite")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Processed:
+    """One output frame, on the host, with the frame it was made from (its capture time included)."""
+
+    frame: Frame
+    image: np.ndarray  # (H, W, 3) BGR or (H, W, 4) BGRA
+    isolated: dict[int, np.ndarray]  # track id -> BGRA layer of that person alone
+    people: int
+
+
+class FrameProcessor:
+    def __init__(self, cfg: Config, engine: Engine):
+        self.cfg, self.engine = cfg, engine
+        t, f = cfg.tracking, cfg.temporal
+        self.stabilizer = Stabilizer(
+            Tracker(enter_threshold=t.enter_threshold, exit_threshold=t.exit_threshold, confirm_frames=t.confirm_frames,
+                    max_missing=t.max_missing, max_people=t.max_people),
+            TemporalFuser(f.mode, FusionParams(tau_y=f.tau_y, cell=f.cell, rho=f.rho, eps=f.eps, max_age=f.max_age)),
+            hold_frames=f.hold_frames)
+        self.compositor = Compositor(cfg.effects)
+        self.skipper = InferenceSkipper(cfg.engine.every, cfg.engine.min_change)
+        self.times: dict[str, list[float]] = {stage: [] for stage in STAGES}
+        # keying: remove the screen's colour cast from people placed on a new background (where the
+        # background is the filmed one, the frame stays as it is)
+        replaced = cfg.effects.background.kind not in ("original", "blur")
+        self._despill = getattr(engine, "despill", None) if replaced else None
+        self._last: Instances | None = None
+        self._waiting: Frame | None = None  # exact fusion: the frame whose people arrive with the next one
+
+    def process(self, frame: Frame) -> Processed | None:
+        """The output for `frame`, or (exact fusion mode) for the frame before it; None on exact mode's first."""
+        if self.skipper.should_infer(frame.pixels) or self._last is None:
+            self._last = self._timed("engine", lambda: self._infer(frame))
+        last = self._last
+        people = self._timed("stabilize", lambda: self.stabilizer.update(frame.pixels, last.mattes, last.probs))
+        shown, self._waiting = (frame, None) if self.stabilizer.delay == 0 else (self._waiting, frame)
+        return None if people is None else self._render(shown, people)
+
+    def flush(self) -> Processed | None:
+        """At the end of a stream: exact mode's last frame (None in the other modes)."""
+        people = self.stabilizer.flush()
+        if people is None or self._waiting is None:
+            return None
+        return self._render(self._waiting, people)
+
+    def stage_ms(self) -> dict[str, float]:
+        """Median milliseconds per stage so far."""
+        return {k: float(np.median(v)) for k, v in self.times.items() if v}
+
+    def close(self) -> None:
+        self.compositor.close()
+
+    def _infer(self, frame: Frame) -> Instances:
+        try:
+            return self.engine.infer([frame.pixels])[0]
+        except ValueError as exc:  # engines reject input they cannot work on with ValueError
+            raise EngineError(f"{type(self.engine).__name__} cannot process frame {frame.index}: {exc}") from exc
+
+    def _render(self, frame: Frame, people: People) -> Processed:
+        pixels = self._despill(frame.pixels) if self._despill is not None else frame.pixels
+        composite = self._timed("composite", lambda: self.compositor.render(pixels, people.mattes, people.ids))
+        # the one download per frame a host sink needs (a no-op for NumPy)
+        return Processed(frame, host(composite.image), {k: host(v) for k, v in composite.isolated.items()},
+                         len(people.ids))
+
+    def _timed(self, stage: str, work: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        result = work()
+        self.times[stage].append((time.perf_counter() - start) * 1e3)
+        return result
+
