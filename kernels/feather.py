@@ -14,6 +14,7 @@ from numba import njit, prange
 
 from kernels import _cuda
 from kernels._arrays import checked, kind_of, native, on_gpu, restore, xp_of
+from kernels._extent import nonzero_extents
 
 
 def falloff(radius: int) -> np.ndarray:
@@ -23,29 +24,36 @@ def falloff(radius: int) -> np.ndarray:
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _feather_cpu(alphas, out, weights):
+def _feather_cpu(alphas, out, weights, extents):
+    """Rows, then columns, each inside the person's window (their non-zero extent grown by r)."""
     people, h, w = alphas.shape
     r = (weights.shape[0] - 1) // 2
     tmp = np.empty_like(alphas)
     for k in prange(people * h):
         i = k // h
         y = k % h
+        y0, y1, x0, x1 = extents[i]
+        if y < y0 or y >= y1:
+            continue
         row = tmp[i, y]
         source = alphas[i, y]
-        row[:] = 0.0
+        lo, hi = max(0, x0 - r), min(w, x1 + r)
+        row[lo:hi] = 0.0
         for d in range(-min(r, w - 1), min(r, w - 1) + 1):
             f = weights[d + r]
-            for x in range(max(0, -d), min(w, w - d)):
+            for x in range(max(lo, -d), min(hi, w - d)):
                 row[x] = max(row[x], source[x + d] * f)
     for k in prange(people * h):
         i = k // h
         y = k % h
+        y0, y1, x0, x1 = extents[i]
         row = out[i, y]
         row[:] = 0.0
-        for yy in range(max(0, y - r), min(h - 1, y + r) + 1):
+        lo, hi = max(0, x0 - r), min(w, x1 + r)
+        for yy in range(max(y0, y - r), min(y1, y + r + 1)):
             f = weights[yy - y + r]
             source = tmp[i, yy]
-            for x in range(w):
+            for x in range(lo, hi):
                 row[x] = max(row[x], source[x] * f)
 
 
@@ -69,5 +77,5 @@ def feather(alphas, radius: int, out=None):
         _cuda.launch("feather", "feather_cols", src.size, (
             tmp, result, np.int64(src.size), np.int32(h), np.int32(w), np.int32(radius)))
     else:
-        _feather_cpu(src, result, falloff(radius))
+        _feather_cpu(src, result, falloff(radius), nonzero_extents(src))
     return out if out is not None else restore(result, kind)

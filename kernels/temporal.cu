@@ -63,7 +63,9 @@ extern "C" __global__ void fuse_causal(
     float out = a;
     int new_age = 0;
     int new_pend = 0;
-    if (!reset && !dilated(cells, y, x, s, cells_h, cells_w)) {
+    // where nothing is predicted and nothing held there is no state (the CPU twin skips such pixels)
+    bool empty = a == 0.0f && q == 0.0f;
+    if (!reset && !empty && !dilated(cells, y, x, s, cells_h, cells_w)) {
         if (fabsf(a - q) <= eps) {
             if (age[idx] < max_age) {
                 out = q + blend * (a - q);

@@ -25,6 +25,7 @@ from numba import njit, prange
 
 from kernels import _cuda
 from kernels._arrays import checked, kind_of, native, on_gpu, restore, xp_of
+from kernels._extent import bounds_from_rows, nonzero_extents, union, whole
 
 SATURATE_LOW = np.float32(1.0 / 255.0)
 SATURATE_HIGH = np.float32(254.0 / 255.0)
@@ -34,12 +35,14 @@ SATURATE_HIGH = np.float32(254.0 / 255.0)
 class FusionParams:
     """tau_y: largest per-channel change max(|dB|, |dG|, |dR|) (grey levels) still called static (a pixel
     changed when it is exceeded; a colour-aware refinement of DESIGN section 4's luma test); cell: side s
-    of the change cells; rho: fraction of changed cells above which the frame is a scene cut; eps: largest
+    of the change cells, 1 (per pixel) by default rather than DESIGN's 8: with 8 x 8 cells and their
+    3 x 3 dilation every pixel within 24 px of a moving edge counted as changed, so the noise along the
+    edges of people who move passed straight through (bench/quality.py measures it); rho: fraction of changed cells above which the frame is a scene cut; eps: largest
     |prediction - previous| still called agreement; max_age: L, frames a value may be carried; blend: k,
     how far a held value moves towards the prediction each frame (0 = hold exactly)."""
 
     tau_y: float = 12.0
-    cell: int = 8
+    cell: int = 1
     rho: float = 0.5
     eps: float = 8.0 / 255.0
     max_age: int = 30
@@ -90,71 +93,94 @@ def _frame_changes_cpu(frame, prev_frame, cells, s, tau):
 
 
 @njit(cache=True)
-def _dilate(cells):
-    """3x3 max-dilation of the cell map (serial: it is tiny, and slice writes here must not become parfors)."""
+def _still_row(cells, y, s, w, out):
+    """out[x] = 1 where the 3x3 max-dilation of the cell map is 0 at the cell of pixel (y, x).
+
+    Computed per pixel row (vertical max of three cell rows, then a horizontal 3-max), so the
+    dilation needs no pass of its own and parallelises with the rows."""
     cells_h, cells_w = cells.shape
-    changed = np.zeros_like(cells)
-    for cy in range(cells_h):
+    cy = y // s
+    column = np.zeros(cells_w, np.uint8)
+    for i in range(max(0, cy - 1), min(cells_h, cy + 2)):
         for cx in range(cells_w):
-            if cells[cy, cx]:
-                for i in range(max(0, cy - 1), min(cells_h, cy + 2)):
-                    for j in range(max(0, cx - 1), min(cells_w, cx + 2)):
-                        changed[i, j] = 1
-    return changed
-
-
-@njit(cache=True)
-def _still_row(changed, y, s, w, out):
-    """out[x] = 1 where the dilated cell map is 0 at the cell of pixel (y, x)."""
-    row = changed[y // s]
-    for cx in range(row.shape[0]):
-        value = 1 - row[cx]
+            column[cx] |= cells[i, cx]
+    for cx in range(cells_w):
+        near = column[cx] | (column[cx - 1] if cx > 0 else 0) | (column[cx + 1] if cx + 1 < cells_w else 0)
+        value = 1 - near
         for x in range(cx * s, min(w, cx * s + s)):
             out[x] = value
 
 
+@njit(cache=True)
+def _clamp(out, low, high):
+    return np.float32(0.0) if out <= low else (np.float32(1.0) if out >= high else out)
+
+
+@njit(cache=True)
+def _window_row(windows, i, y, first, last):
+    """The x range of track i's window on row y (empty when outside it); clears that row's state bounds."""
+    first[i, y], last[i, y] = 1 << 62, 0
+    y0, y1, x0, x1 = windows[i]
+    return (x0, x1) if y0 <= y < y1 else (0, 0)
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def _fuse_causal_cpu(alpha, matte, age, pend, new_track, cells, s, reset, eps, max_age, blend, low, high):
+def _fuse_causal_cpu(alpha, matte, age, pend, new_track, cells, s, reset, eps, max_age, blend, low, high, windows,
+                     first, last):
+    """Inside each track's window; first/last receive the x bounds of every row's non-zero state."""
     tracks, h, w = alpha.shape
-    changed = _dilate(cells)
     for y in prange(h):
         still = np.empty(w, np.uint8)
-        _still_row(changed, y, s, w, still)
+        _still_row(cells, y, s, w, still)
         for i in range(tracks):
             live = not (reset or new_track[i] != 0)
             a_row, m_row, age_row, pend_row = alpha[i, y], matte[i, y], age[i, y], pend[i, y]
-            for x in range(w):
+            x0, x1 = _window_row(windows, i, y, first, last)
+            for x in range(x0, x1):
                 a = a_row[x]
                 q = m_row[x]
                 held = age_row[x]
-                static = live and still[x] != 0
+                static = live and still[x] != 0 and not (a == 0 and q == 0)
                 agree = abs(a - q) <= eps
                 hold = static and agree and held < max_age
                 wait = static and not agree and pend_row[x] == 0
-                out = q + blend * (a - q) if hold else (q if wait else a)
-                m_row[x] = np.float32(0.0) if out <= low else (np.float32(1.0) if out >= high else out)
+                out = _clamp(q + blend * (a - q) if hold else (q if wait else a), low, high)
+                m_row[x] = out
                 age_row[x] = held + 1 if hold else (held if wait else 0)
                 pend_row[x] = 1 if wait else 0
+                if out != 0 or hold or wait:
+                    first[i, y] = min(first[i, y], x)
+                    last[i, y] = x + 1
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _fuse_exact_cpu(alpha, alpha_next, matte, new_track, has_next, cells_fwd, cells_bwd, s, reset, eps, low, high):
+def _fuse_exact_cpu(alpha, alpha_next, matte, new_track, has_next, cells_fwd, cells_bwd, s, reset, eps, low, high,
+                    windows, first, last):
     tracks, h, w = alpha.shape
-    fwd = _dilate(cells_fwd)
-    bwd = _dilate(cells_bwd)
     for y in prange(h):
         still = np.empty(w, np.uint8)
         still_bwd = np.empty(w, np.uint8)
-        _still_row(fwd, y, s, w, still)
-        _still_row(bwd, y, s, w, still_bwd)
+        _still_row(cells_fwd, y, s, w, still)
+        _still_row(cells_bwd, y, s, w, still_bwd)
         for i in range(tracks):
             live = not (reset or new_track[i] != 0 or has_next[i] == 0)
             a_row, n_row, m_row = alpha[i, y], alpha_next[i, y], matte[i, y]
-            for x in range(w):
+            x0, x1 = _window_row(windows, i, y, first, last)
+            for x in range(x0, x1):
                 q = m_row[x]
                 keep = live and still[x] != 0 and still_bwd[x] != 0 and abs(n_row[x] - q) <= eps
-                out = q if keep else a_row[x]
-                m_row[x] = np.float32(0.0) if out <= low else (np.float32(1.0) if out >= high else out)
+                out = _clamp(q if keep else a_row[x], low, high)
+                m_row[x] = out
+                if out != 0:
+                    first[i, y] = min(first[i, y], x)
+                    last[i, y] = x + 1
+
+
+def _windows(alpha, extents) -> np.ndarray:
+    """Where a CPU twin must work: the prediction's extent and the state's (the whole frame when the
+    state's extent is not tracked). Outside, prediction and state are both zero and stay zero."""
+    tracks, h, w = alpha.shape
+    return whole(tracks, h, w) if extents is None else union(nonzero_extents(alpha), extents)
 
 
 def frame_changes(frame, prev_frame, params: FusionParams, cells=None, count=None):
@@ -195,13 +221,20 @@ def _scene_cut(count, cut_cells, reset, xp):
     return xp.logical_or(count[0] > cut_cells, bool(reset))
 
 
-def fuse_causal(alpha, matte, age, pend, new_track, cells, count, params: FusionParams, reset: bool = False) -> Fused:
+def fuse_causal(alpha, matte, age, pend, new_track, cells, count, params: FusionParams, reset: bool = False,
+                extents: np.ndarray | None = None) -> Fused:
     """Guarded causal rule for one frame (DESIGN section 4), updating matte, age and pend in place.
 
     alpha: (N, H, W) float32 predictions in track order; new_track: (N,) uint8, 1 for a track with no
     valid state; cells/count: this frame's frame_changes; reset: force a reset of every track (first
     frame of a stream). A scene cut (changed cells > rho) resets every track as well. pend is cleared
-    whenever the prediction agrees, since it marks a disagreement in the previous frame.
+    whenever the prediction agrees, since it marks a disagreement in the previous frame. Where both the
+    prediction and the previous matte are 0 nothing is held: age and pend become 0 (so empty space has
+    no state, and the CPU twin can skip it).
+
+    extents: (N, 4) int64 host array kept with the state, [y0, y1, x0, x1) of where matte/age/pend are
+    non-zero (zeros for new tracks); the CPU twin then works only inside it and the prediction's extent,
+    and updates it. None: the whole frame (and on the GPU, where it is ignored).
     """
     kind = kind_of(alpha)
     a = native(alpha)
@@ -222,14 +255,18 @@ def fuse_causal(alpha, matte, age, pend, new_track, cells, count, params: Fusion
             np.int32(cells_a.shape[0]), np.int32(cells_a.shape[1]), cut, np.int32(reset), eps,
             np.int32(params.max_age), np.float32(params.blend), SATURATE_LOW, SATURATE_HIGH))
     else:
+        first, last = np.empty((2, tracks, h), np.int64)
         _fuse_causal_cpu(a, m, ag, pd, new, cells_a, params.cell, bool(reset or count_a[0] > cut), eps,
-                         params.max_age, np.float32(params.blend), SATURATE_LOW, SATURATE_HIGH)
+                         params.max_age, np.float32(params.blend), SATURATE_LOW, SATURATE_HIGH, _windows(a, extents),
+                         first, last)
+        if extents is not None:
+            extents[:] = bounds_from_rows(first, last)
     flag = _scene_cut(count_a, cut, reset, xp_of(a))
     return Fused(matte, restore(flag, kind))
 
 
 def fuse_exact(alpha, alpha_next, matte, new_track, has_next, cells_fwd, count_fwd, cells_bwd, count_bwd,
-               params: FusionParams, reset: bool = False) -> Fused:
+               params: FusionParams, reset: bool = False, extents: np.ndarray | None = None) -> Fused:
     """MaGGIe's two-sided rule for frame t, called when frame t + 1 arrives (one frame of latency).
 
     alpha, alpha_next: (N, H, W) float32 predictions at t and t + 1 in track order; matte: fused t - 1,
@@ -237,7 +274,8 @@ def fuse_exact(alpha, alpha_next, matte, new_track, has_next, cells_fwd, count_f
     (N,) uint8, 0 where the track is absent at t + 1 (then the prediction at t is taken);
     cells_fwd/count_fwd: frame_changes t - 1 -> t; cells_bwd/count_bwd: t -> t + 1. A scene cut on
     either side takes the prediction. No age limit is needed: a kept value is re-checked against the
-    next prediction every frame. scene_cut reports the cut into frame t (or reset).
+    next prediction every frame. scene_cut reports the cut into frame t (or reset). extents: as in
+    fuse_causal, the non-zero extent of matte.
     """
     kind = kind_of(alpha)
     a = native(alpha)
@@ -261,7 +299,10 @@ def fuse_exact(alpha, alpha_next, matte, new_track, has_next, cells_fwd, count_f
             np.int32(params.cell), np.int32(shape[0]), np.int32(shape[1]), cut, np.int32(reset), eps,
             SATURATE_LOW, SATURATE_HIGH))
     else:
-        _fuse_exact_cpu(a, nxt, m, new, has, fwd, bwd, params.cell,
-                        bool(reset or n_fwd[0] > cut or n_bwd[0] > cut), eps, SATURATE_LOW, SATURATE_HIGH)
+        first, last = np.empty((2, tracks, h), np.int64)
+        _fuse_exact_cpu(a, nxt, m, new, has, fwd, bwd, params.cell, bool(reset or n_fwd[0] > cut or n_bwd[0] > cut),
+                        eps, SATURATE_LOW, SATURATE_HIGH, _windows(a, extents), first, last)
+        if extents is not None:
+            extents[:] = bounds_from_rows(first, last)
     flag = _scene_cut(n_fwd, cut, reset, xp_of(a))
     return Fused(matte, restore(flag, kind))

@@ -261,7 +261,7 @@ class TemporalConfig(Strict):
     tau_y: float = Field(12.0, ge=0, description="grey-level change that marks the image as changed")
     eps: float = Field(8 / 255, ge=0, le=1, description="largest matte difference still called agreement")
     max_age: int = Field(30, ge=0, le=255, description="frames a held value may be carried")
-    cell: int = Field(8, ge=1, le=64)
+    cell: int = Field(1, ge=1, le=64, description="side of the change cells in pixels (1: per pixel)")
     rho: float = Field(0.5, gt=0, le=1, description="fraction of changed cells that means a scene cut")
     hold_frames: int = Field(1, ge=0, description="frames a vanished person's matte may be held")
 

@@ -9,6 +9,7 @@ server); this class only keeps the order of the stages and their timings.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -27,6 +28,7 @@ from livematte.temporal import TemporalFuser
 from livematte.tracking import Tracker
 
 STAGES = ("engine", "stabilize", "composite")
+STATS_WINDOW = 3000  # timings kept per stage: the last 100 s at 30 fps, so a stream running for days stays flat
 T = TypeVar("T")
 
 
@@ -51,7 +53,7 @@ class FrameProcessor:
             hold_frames=f.hold_frames)
         self.compositor = Compositor(cfg.effects)
         self.skipper = InferenceSkipper(cfg.engine.every, cfg.engine.min_change)
-        self.times: dict[str, list[float]] = {stage: [] for stage in STAGES}
+        self.times: dict[str, deque[float]] = {stage: deque(maxlen=STATS_WINDOW) for stage in STAGES}
         # keying: remove the screen's colour cast from people placed on a new background (where the
         # background is the filmed one, the frame stays as it is)
         replaced = cfg.effects.background.kind not in ("original", "blur")
@@ -76,7 +78,7 @@ class FrameProcessor:
         return self._render(self._waiting, people)
 
     def stage_ms(self) -> dict[str, float]:
-        """Median milliseconds per stage so far."""
+        """Median milliseconds per stage over the last STATS_WINDOW frames."""
         return {k: float(np.median(v)) for k, v in self.times.items() if v}
 
     def close(self) -> None:

@@ -47,6 +47,7 @@ class TemporalFuser:
         self._prev_frame = None
         self._state_ids: list[int] = []
         self._matte = self._age = self._pend = None
+        self._extents = np.zeros((0, 4), np.int64)  # where each track's state is non-zero (CPU twins skip the rest)
         self._pending: _Pending | None = None
 
     def update(self, frame, mattes, track_ids: Sequence[int]):
@@ -70,7 +71,7 @@ class TemporalFuser:
         cells, count = frame_changes(frame, self._prev_frame, self.params)
         if self.mode == "causal":
             matte, age, pend, new = self._aligned(ids, alpha)
-            fused = fuse_causal(alpha, matte, age, pend, new, cells, count, self.params, reset)
+            fused = fuse_causal(alpha, matte, age, pend, new, cells, count, self.params, reset, self._host_extents())
             self._count_cut(fused.scene_cut, reset)
             self.ids = ids
             return restore(matte, kind)
@@ -105,13 +106,15 @@ class TemporalFuser:
         matte = xp.zeros(like.shape, np.float32)
         age = xp.zeros(like.shape, np.uint8)
         pend = xp.zeros(like.shape, np.uint8)
+        extents = np.zeros((len(ids), 4), np.int64)
         new = np.ones(len(ids), np.uint8)
         slot = {track: j for j, track in enumerate(self._state_ids)}
         for j, track in enumerate(ids):
             if track in slot:
                 k = slot[track]
                 matte[j], age[j], pend[j], new[j] = self._matte[k], self._age[k], self._pend[k], 0
-        self._state_ids, self._matte, self._age, self._pend = ids, matte, age, pend
+                extents[j] = self._extents[k]
+        self._state_ids, self._matte, self._age, self._pend, self._extents = ids, matte, age, pend, extents
         return matte, age, pend, xp.asarray(new)
 
     def _exact(self, pending: _Pending, alpha_next, next_ids: list[int], cells_bwd, count_bwd):
@@ -125,10 +128,14 @@ class TemporalFuser:
             if track in where:
                 following[j], has_next[j] = alpha_next[where[track]], 1
         fused = fuse_exact(pending.alpha, following, matte, new, xp.asarray(has_next), pending.cells, pending.count,
-                           cells_bwd, count_bwd, self.params, pending.reset)
+                           cells_bwd, count_bwd, self.params, pending.reset, self._host_extents())
         self._count_cut(fused.scene_cut, pending.reset)
         self.ids = pending.ids
         return matte
+
+    def _host_extents(self) -> np.ndarray | None:
+        """The state's extents for the CPU twins; None on the GPU, whose kernels cover every pixel."""
+        return self._extents if isinstance(self._matte, np.ndarray) else None
 
     def _count_cut(self, scene_cut, reset: bool) -> None:
         if not reset:  # the kernels flag the first frame of a stream too; that is a start, not a cut

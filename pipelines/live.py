@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from livematte.config import Config, PngSinkConfig, SyntheticSourceConfig
 from livematte.engine.choose import open_engine
 from livematte.mailbox import Mailbox, MailboxClosed
 from livematte.processor import STAGES as PROCESS_STAGES
-from livematte.processor import FrameProcessor, Processed
+from livematte.processor import STATS_WINDOW, FrameProcessor, Processed
 from livematte.sinks import FileSink, PngSink, Sink, open_sink
 from livematte.sources import Source, open_source
 
@@ -55,8 +56,8 @@ class LivePipeline:
         self.cfg = cfg
         self.engine, self.engine_description = open_engine(cfg.engine)
         self.processor = FrameProcessor(cfg, self.engine)
-        self.times: dict[str, list[float]] = {**self.processor.times, "sinks": []}
-        self.latencies: list[float] = []
+        self.times: dict[str, deque[float]] = {**self.processor.times, "sinks": deque(maxlen=STATS_WINDOW)}
+        self.latencies: deque[float] = deque(maxlen=STATS_WINDOW)
         self._stop = threading.Event()
 
     def run(self, show_progress: bool = True) -> RunReport:

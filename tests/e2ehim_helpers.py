@@ -24,6 +24,20 @@ def random_model(seed: int = 0, fused_alpha: bool = True) -> E2EHIM:
     return model
 
 
+def whole_frame_people_model() -> E2EHIM:
+    """Every query is a person (p = sigmoid(5)) with a foreground trimap everywhere: 20 whole-frame mattes."""
+    model = random_model(seed=5)
+    with torch.no_grad():
+        classes = model.perception.class_head.layers[-1]
+        classes.weight.zero_()
+        classes.bias.copy_(torch.tensor([0.0, 5.0]))
+        matting = model.perception.matting_head.layers[-1]
+        matting.weight.zero_()
+        matting.bias.zero_()
+        matting.bias[770] = 10.0  # trimap bias of class foreground; the trimap kernel is zero
+    return model
+
+
 def official_state(model: nn.Module, seed: int = 1) -> dict[str, Tensor]:
     """The model's weights under the official names, plus the tensors the official network never uses."""
     ours = model.state_dict()

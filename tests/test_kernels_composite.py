@@ -213,6 +213,16 @@ def test_feather_matches_reference_and_never_erodes(shape, r):
     assert np.all(result >= alphas)
 
 
+def test_feather_of_small_people_in_a_large_frame_matches_reference():
+    """The CPU twin works inside each person's window; edges of the window and empty planes must not show."""
+    alphas = np.zeros((3, 40, 50), np.float32)
+    alphas[0, 1:6, 0:4] = 0.9  # touches the frame's edge
+    alphas[1, 20:31, 30:44] = np.random.default_rng(3).random((11, 14), dtype=np.float32)
+    result = feather(alphas, 2)
+    np.testing.assert_allclose(result, feather_reference(alphas, 2), atol=1e-6)
+    assert not result[2].any()
+
+
 def test_feather_falls_off_outward():
     alpha = np.zeros((1, 1, 11), np.float32)
     alpha[0, 0, :3] = 1.0

@@ -42,12 +42,13 @@ def clamp(v):
 
 
 def ref_causal(alpha, matte, age, pend, new, cells, p: FusionParams, reset):
-    """DESIGN section 4, one pixel at a time (pend cleared on agreement); returns new (matte, age, pend)."""
+    """DESIGN section 4, one pixel at a time (pend cleared on agreement, no state where prediction and matte
+    are both 0); returns new (matte, age, pend)."""
     matte, age, pend = matte.copy(), age.copy(), pend.copy()
     cut = cells.mean() > p.rho
     for i, y, x in np.ndindex(alpha.shape):
         a, q = alpha[i, y, x], matte[i, y, x]
-        if new[i] or reset or cut or ref_delta(cells, y, x, p.cell):
+        if new[i] or reset or cut or ref_delta(cells, y, x, p.cell) or (a == 0 and q == 0):
             out, age[i, y, x], pend[i, y, x] = a, 0, 0
         elif abs(a - q) <= np.float32(p.eps):
             if age[i, y, x] < p.max_age:
@@ -98,7 +99,7 @@ def test_cell_changes_match_reference():
 
 def test_isoluminant_colour_change_is_detected():
     """Grey-green clothes over a green wall: equal luma, different colour. The luma test called this static."""
-    p = FusionParams(tau_y=12, eps=0.05)
+    p = FusionParams(tau_y=12, eps=0.05, cell=8)
     wall, sweater = (50, 175, 60), (150, 130, 120)
     assert abs(bt601(wall) - bt601(sweater)) <= p.tau_y
     stream = Stream(1, 16, 16, p)
@@ -154,6 +155,49 @@ def warmed(alpha_value, p=FusionParams(eps=0.05, max_age=30)):
     return stream
 
 
+def sparse_sequence(frames=12, n=3, h=30, w=40, seed=4):
+    """Frames and small moving blobs of prediction (zeros elsewhere), some frames empty or noisy."""
+    rng = np.random.default_rng(seed)
+    frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    for t in range(frames):
+        alpha = np.zeros((n, h, w), np.float32)
+        for i in range(n):
+            if rng.random() < 0.8:
+                y, x = (rng.integers(0, h - 6), rng.integers(0, w - 6)) if t % 4 == 0 else (2 + i * 8, 3 + t)
+                alpha[i, y:y + 6, x:x + 6] = np.float32(0.5) + 0.05 * rng.random((6, 6), dtype=np.float32)
+        changed = frame.copy()
+        changed[(3 * t) % h:(3 * t) % h + 3] = rng.integers(0, 256, (min(3, h - (3 * t) % h), w, 3))
+        yield changed, alpha
+        frame = changed
+
+
+@pytest.mark.parametrize("mode", ["causal", "exact"])
+def test_state_extents_skip_empty_space_without_changing_the_result(mode):
+    """The CPU twins' windows (prediction extent + state extent) give exactly the whole-frame result."""
+    p = FusionParams(tau_y=12, eps=0.1, max_age=3)
+    sequence = list(sparse_sequence())
+    n, h, w = sequence[0][1].shape
+    states = [Stream(n, h, w, p) for _ in range(2)]
+    extents = np.zeros((n, 4), np.int64)
+    flags = np.zeros(n, np.uint8)
+    for t, ((frame, alpha), (after, alpha_next)) in enumerate(zip(sequence, sequence[1:])):
+        for stream, kept in zip(states, (None, extents)):
+            cells, count = frame_changes(frame, stream.prev, p)
+            if mode == "causal":
+                fuse_causal(alpha, stream.matte, stream.age, stream.pend, flags, cells, count, p, t == 0, kept)
+            else:
+                ahead, ahead_count = frame_changes(after, frame.copy(), p)
+                fuse_exact(alpha, alpha_next, stream.matte, flags, flags + 1, cells, count, ahead, ahead_count, p,
+                           t == 0, kept)
+        for name in ("matte", "age", "pend"):
+            np.testing.assert_array_equal(getattr(states[1], name), getattr(states[0], name))
+        for i in range(n):
+            y0, y1, x0, x1 = extents[i]
+            inside = np.zeros((h, w), bool)
+            inside[y0:y1, x0:x1] = True
+            assert not (states[0].matte[i][~inside].any() or states[0].age[i][~inside].any()), "state outside its extent"
+
+
 def test_hold_keeps_previous_matte_where_static_and_agreeing():
     stream = warmed(0.5)
     fused, cut = stream.step(still_frame(), np.full((1, 16, 16), 0.53))
@@ -165,8 +209,10 @@ def test_changed_image_takes_prediction():
     frame = still_frame()
     frame[0:2, 0:2] = 250
     fused, _ = stream.step(frame, np.full((1, 16, 16), 0.53))
-    assert np.allclose(fused[0, :16, :16], 0.53)
-    assert np.all(stream.age == 0)
+    near = np.zeros((16, 16), bool)
+    near[:3, :3] = True  # per-pixel cells (the default): the changed 2 x 2 pixels and a one-pixel ring
+    assert np.allclose(fused[0][near], 0.53) and np.all(stream.age[0][near] == 0)
+    assert np.allclose(fused[0][~near], 0.5) and np.all(stream.age[0][~near] == 1)
 
 
 def test_dilation_reaches_neighbouring_cells_only():

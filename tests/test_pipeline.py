@@ -87,3 +87,57 @@ def test_a_vanishing_source_gets_a_reconnecting_card_and_output_resumes(tmp_path
     brightness = [cv2.imread(str(p)).mean() for p in written]
     cards = [b for b in brightness if b < 0.6 * max(brightness)]
     assert len(cards) == report.cards, "card frames are the dimmed last picture"
+
+
+def test_e2ehim_engine_end_to_end_on_cpu(tmp_path):
+    """A full-size E2E-HIM at a tiny input size, weights imported from an official-layout checkpoint whose
+    every query is a whole-frame person: its mattes reach the output (the keying engine would have put the
+    black background where the green screen is, the network keeps the whole frame)."""
+    import torch
+
+    from livematte.model.checkpoint import import_checkpoint
+    from tests.e2ehim_helpers import official_state, whole_frame_people_model
+
+    checkpoint = tmp_path / "official.pth"
+    torch.save(official_state(whole_frame_people_model()), checkpoint)
+    import_checkpoint(checkpoint, name="tiny")
+    report = LivePipeline(config(tmp_path, "engine.kind=e2ehim", "engine.e2ehim.weights=tiny",
+                                 "engine.e2ehim.input_size=[64, 96]")).run(show_progress=False)
+    assert report.frames == FRAMES and report.engine.startswith("E2E-HIM")
+    image, _, outside = regions(6)
+    out = decoded(tmp_path / "out.mp4")[6].astype(int)
+    assert np.abs(out[outside] - image[outside].astype(int)).mean() < 12, "the whole frame is a person"
+
+
+def test_two_thousand_frames_keep_memory_flat(tmp_path):
+    """Soak: traced allocations (NumPy's included) after 2,000 frames are within 1 MB of those after 500.
+    Per-stage timings are kept in bounded windows; a leak of one small frame per frame would add 40 MB."""
+    import threading
+    import tracemalloc
+
+    cfg = load_config(overrides=[
+        "source.width=96", "source.height=64", "source.frames=2000", "source.people=4", "source.motion=1.0",
+        "engine.kind=keying", "sinks.0.kind=null", "effects.default.effect=pixelate",
+        "effects.people={1: {effect: tint}, 2: {effect: blur}}", "effects.background.kind=blur"])
+    pipeline = LivePipeline(cfg)
+    samples: dict[int, int] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            frames = len(pipeline.times["sinks"])
+            if frames >= 500 and 500 not in samples:
+                samples[500] = tracemalloc.get_traced_memory()[0]
+
+    tracemalloc.start()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        report = pipeline.run(show_progress=False)
+        samples[2000] = tracemalloc.get_traced_memory()[0]
+    finally:
+        done.set()
+        sampler.join()
+        tracemalloc.stop()
+    assert report.frames == 2000 and 500 in samples
+    assert samples[2000] - samples[500] < 1 << 20, f"memory grew by {(samples[2000] - samples[500]) / 1e6:.1f} MB"

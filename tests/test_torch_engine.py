@@ -12,22 +12,12 @@ from livematte.engine.torch_engine import TorchEngine, preprocess
 from livematte.model.checkpoint import import_checkpoint
 from livematte.model.e2ehim import MEAN, STD, E2EHIM
 from livematte.model.postprocess import PostprocessConfig
-from tests.e2ehim_helpers import official_state, random_model
+from tests.e2ehim_helpers import official_state, random_model, whole_frame_people_model
 
 
 @pytest.fixture(scope="module")
 def everyone_model() -> E2EHIM:
-    """Every query is a person (p = sigmoid(5)) with a foreground trimap everywhere."""
-    model = random_model(seed=5)
-    with torch.no_grad():
-        classes = model.perception.class_head.layers[-1]
-        classes.weight.zero_()
-        classes.bias.copy_(torch.tensor([0.0, 5.0]))
-        matting = model.perception.matting_head.layers[-1]
-        matting.weight.zero_()
-        matting.bias.zero_()
-        matting.bias[770] = 10.0  # trimap bias of class foreground; the trimap kernel is zero
-    return model
+    return whole_frame_people_model()
 
 
 def test_preprocess_letterboxes_and_normalises():

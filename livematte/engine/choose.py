@@ -49,4 +49,5 @@ def _e2ehim(cfg: EngineConfig, path: Path) -> tuple[Engine, str]:
         raise EngineError("engine.e2ehim.device is cuda but torch sees no CUDA device: install a CUDA build of torch, "
                           "or set --set engine.e2ehim.device=cpu")
     engine = TorchEngine(path, device=device, input_size=e.input_size, fp16=e.fp16)
-    return engine, f"E2E-HIM ({path.name}) on {device}{' fp16' if engine.fp16 else ''}"
+    precision = {torch.float16: " fp16", torch.bfloat16: " bf16"}.get(engine.autocast_dtype, "")
+    return engine, f"E2E-HIM ({path.name}) on {device}{precision}"
