@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from kernels import FusionParams
-from kernels._arrays import host
+from kernels._arrays import host, kind_of, native, restore
 from livematte.compositor import Compositor
 from livematte.config import Config
 from livematte.engine.base import Engine, Instances
@@ -30,6 +30,14 @@ from livematte.tracking import Tracker
 STAGES = ("engine", "stabilize", "composite")
 STATS_WINDOW = 3000  # timings kept per stage: the last 100 s at 30 fps, so a stream running for days stays flat
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A frame and its people, between tracking and compositing."""
+
+    frame: Frame
+    people: People
 
 
 @dataclass(frozen=True)
@@ -63,19 +71,32 @@ class FrameProcessor:
 
     def process(self, frame: Frame) -> Processed | None:
         """The output for `frame`, or (exact fusion mode) for the frame before it; None on exact mode's first."""
+        tracked = self.track(frame)
+        return None if tracked is None else self.render(tracked)
+
+    def track(self, frame: Frame) -> Tracked | None:
+        """First half of process(): the people of `frame` (exact mode: of the frame before it)."""
         if self.skipper.should_infer(frame.pixels) or self._last is None:
             self._last = self._timed("engine", lambda: self._infer(frame))
         last = self._last
         people = self._timed("stabilize", lambda: self.stabilizer.update(frame.pixels, last.mattes, last.probs))
         shown, self._waiting = (frame, None) if self.stabilizer.delay == 0 else (self._waiting, frame)
-        return None if people is None else self._render(shown, people)
+        return None if people is None else Tracked(shown, _owned(people))
 
-    def flush(self) -> Processed | None:
-        """At the end of a stream: exact mode's last frame (None in the other modes)."""
+    def flush(self) -> Tracked | None:
+        """At the end of a stream: exact mode's last frame and its people (None in the other modes)."""
         people = self.stabilizer.flush()
-        if people is None or self._waiting is None:
-            return None
-        return self._render(self._waiting, people)
+        return None if people is None or self._waiting is None else Tracked(self._waiting, _owned(people))
+
+    def render(self, tracked: Tracked) -> Processed:
+        """Second half of process(): the composite. track() and render() may run on two threads, one
+        call of each at a time: they share no state (Tracked owns its mattes)."""
+        frame, people = tracked.frame, tracked.people
+        pixels = self._despill(frame.pixels) if self._despill is not None else frame.pixels
+        composite = self._timed("composite", lambda: self.compositor.render(pixels, people.mattes, people.ids))
+        # the one download per frame a host sink needs (a no-op for NumPy)
+        return Processed(frame, host(composite.image), {k: host(v) for k, v in composite.isolated.items()},
+                         len(people.ids))
 
     def stage_ms(self) -> dict[str, float]:
         """Median milliseconds per stage over the last STATS_WINDOW frames."""
@@ -90,16 +111,14 @@ class FrameProcessor:
         except ValueError as exc:  # engines reject input they cannot work on with ValueError
             raise EngineError(f"{type(self.engine).__name__} cannot process frame {frame.index}: {exc}") from exc
 
-    def _render(self, frame: Frame, people: People) -> Processed:
-        pixels = self._despill(frame.pixels) if self._despill is not None else frame.pixels
-        composite = self._timed("composite", lambda: self.compositor.render(pixels, people.mattes, people.ids))
-        # the one download per frame a host sink needs (a no-op for NumPy)
-        return Processed(frame, host(composite.image), {k: host(v) for k, v in composite.isolated.items()},
-                         len(people.ids))
-
     def _timed(self, stage: str, work: Callable[[], T]) -> T:
         start = time.perf_counter()
         result = work()
         self.times[stage].append((time.perf_counter() - start) * 1e3)
         return result
 
+
+
+def _owned(people: People) -> People:
+    """People whose mattes are a copy: the stabilizer's are its fusion state, which the next frame overwrites."""
+    return People(restore(native(people.mattes).copy(), kind_of(people.mattes)), people.ids)

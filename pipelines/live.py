@@ -1,10 +1,11 @@
 """The main job: source -> engine -> tracking + fusion -> compositor -> sinks.
 
-Three threads hand frames on through one-slot mailboxes, so no stage can build a queue: the
-source's reader (newest frame wins), a worker that runs inference, stabilization and compositing
-(inference never runs on the caller's thread, so a paced sink such as a virtual camera never
-stalls it), and the caller's thread, which writes the sinks. Offline sources (a file processed as
-fast as possible) hand over losslessly end to end instead, so no frame is lost.
+Four threads hand frames on through one-slot mailboxes, so no stage can build a queue: the source's
+reader (newest frame wins), a tracking worker (inference, tracking, fusion), a compositing worker
+(the two overlap: frame t is composited while frame t + 1 is tracked, which is what lets two cores
+keep up with a 30 fps camera), and the caller's thread, which writes the sinks (inference never runs
+there, so a paced sink such as a virtual camera never stalls it). Offline sources (a file processed
+as fast as possible) hand over losslessly end to end instead, so no frame is lost.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from livematte.config import Config, PngSinkConfig, SyntheticSourceConfig
 from livematte.engine.choose import open_engine
 from livematte.mailbox import Mailbox, MailboxClosed
 from livematte.processor import STAGES as PROCESS_STAGES
-from livematte.processor import STATS_WINDOW, FrameProcessor, Processed
+from livematte.processor import STATS_WINDOW, FrameProcessor, Processed, Tracked
 from livematte.sinks import FileSink, PngSink, Sink, open_sink
 from livematte.sources import Source, open_source
 
@@ -71,10 +72,13 @@ class LivePipeline:
             sinks = [stack.enter_context(open_sink(s, source.info.fps)) for s in cfg.sinks]
             people_sinks: dict[int, Sink] = {}
             stack.callback(lambda: [s.close() for s in people_sinks.values()])
+            tracked: Mailbox[Tracked] = Mailbox(lossless=not source.info.live)
             rendered: Mailbox[Processed] = Mailbox(lossless=not source.info.live)
-            worker = threading.Thread(target=self._work, args=(source, rendered), name="worker", daemon=True)
-            worker.start()
-            stack.callback(self._shutdown, source, rendered, worker)
+            workers = [threading.Thread(target=self._track, args=(source, tracked), name="track", daemon=True),
+                       threading.Thread(target=self._render, args=(tracked, rendered), name="render", daemon=True)]
+            for worker in workers:
+                worker.start()
+            stack.callback(self._shutdown, source, (tracked, rendered), workers)
             progress = stack.enter_context(self._progress(source, show_progress))
             task = progress.add_task("frames", total=self._expected_frames(), fps=0.0)
             last: np.ndarray | None = None
@@ -103,20 +107,20 @@ class LivePipeline:
             except KeyboardInterrupt:
                 interrupted = True
                 log.info("stopped by Ctrl-C; closing outputs")
-            dropped = source.dropped + rendered.dropped
+            dropped = source.dropped + tracked.dropped + rendered.dropped
         outputs = [s.path for s in [*sinks, *people_sinks.values()] if isinstance(s, (FileSink, PngSink)) and s.frames]
         return RunReport(frames, time.perf_counter() - started, dropped, self.engine_description,
                          self.processor.skipper.skip_rate,
                          {k: float(np.median(v)) for k, v in self.times.items() if v},
                          float(np.median(self.latencies)) if self.latencies else 0.0, outputs, interrupted, cards)
 
-    def _work(self, source: Source, out: Mailbox[Processed]) -> None:
-        """The worker thread: newest frame -> people -> composite, handed to the caller's thread."""
+    def _track(self, source: Source, out: Mailbox[Tracked]) -> None:
+        """Tracking worker: newest frame -> engine -> people, handed to the compositing worker."""
         try:
             for frame in source:
                 if self._stop.is_set():
                     break
-                item = self.processor.process(frame)
+                item = self.processor.track(frame)
                 if item is not None and not out.put(item):
                     return
             final = self.processor.flush()
@@ -126,6 +130,22 @@ class LivePipeline:
             out.close(exc)
             return
         out.close()
+
+    def _render(self, tracked: Mailbox[Tracked], out: Mailbox[Processed]) -> None:
+        """Compositing worker: people -> output frame, handed to the caller's thread."""
+        try:
+            while True:
+                try:
+                    item = tracked.get()
+                except MailboxClosed as closed:
+                    out.close(closed.__cause__)
+                    return
+                if not out.put(self.processor.render(item)):
+                    tracked.discard()
+                    return
+        except Exception as exc:
+            tracked.discard()
+            out.close(exc)
 
     def _write(self, item: Processed, sinks: list[Sink], people_sinks: dict[int, Sink], fps: float) -> None:
         start = time.perf_counter()
@@ -138,11 +158,13 @@ class LivePipeline:
             people_sinks[track].write(layer)
         self.times["sinks"].append((time.perf_counter() - start) * 1e3)
 
-    def _shutdown(self, source: Source, rendered: Mailbox, worker: threading.Thread) -> None:
+    def _shutdown(self, source: Source, mailboxes: tuple[Mailbox, ...], workers: list[threading.Thread]) -> None:
         self._stop.set()
         source.close()
-        rendered.discard()
-        worker.join(timeout=10)
+        for mailbox in mailboxes:
+            mailbox.discard()
+        for worker in workers:
+            worker.join(timeout=10)
 
     def _expected_frames(self) -> int | None:
         total = self.cfg.run.max_frames

@@ -1,0 +1,88 @@
+"""Backpressure with a slow engine: E2E-HIM on this CPU behind a live 30 fps camera.
+
+The engine takes far longer than a camera frame, so the camera produces many frames per inference.
+Newest-frame handover drops the stale ones (counted), and capture-to-output latency must stay near
+one engine period for the whole run instead of growing with every frame. The network's weights are
+random: its speed does not depend on their values, and the official checkpoint is not available here.
+
+    .venv/bin/python bench/backpressure_e2ehim.py [--frames 300] [--input-size 352 640]
+writes bench/results/backpressure_e2ehim_cpu_<date>.json and a latency plot next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+from livematte.config import load_config  # noqa: E402
+from livematte.model.e2ehim import E2EHIM  # noqa: E402
+from pipelines.bench import _device, pipeline_run  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=300, help="frames that reach the sink")
+    parser.add_argument("--input-size", type=int, nargs=2, default=(352, 640), metavar=("H", "W"))
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as folder:
+        weights = Path(folder) / "random.safetensors"
+        torch.manual_seed(0)
+        save_file(E2EHIM().state_dict(), str(weights))
+        cfg = load_config(ROOT / "configs" / "bench.yaml", [
+            "engine.kind=e2ehim", f"engine.e2ehim.weights={weights}", "engine.e2ehim.device=cpu",
+            f"engine.e2ehim.input_size=[{args.input_size[0]}, {args.input_size[1]}]"])
+        summary, latencies = pipeline_run(cfg, args.frames)
+
+    latencies = np.asarray(latencies)
+    engine_ms = summary["stage_ms"]["engine"]["p50"]
+    tenth = max(1, len(latencies) // 10)
+    early, late = float(np.median(latencies[:tenth])), float(np.median(latencies[-tenth:]))
+    today = dt.date.today().isoformat()
+    report = {
+        "benchmark": "backpressure: E2E-HIM (random weights) on CPU behind a live 30 fps 1280x720 source",
+        "date": today,
+        "device": _device(),
+        "input_size": list(args.input_size),
+        "pipeline": summary,
+        "camera_frames_per_output": round((summary["dropped"] + summary["frames"]) / summary["frames"], 1),
+        "latency_over_engine_p50": round(summary["latency_ms"]["p50"] / engine_ms, 2),
+        "latency_over_engine_p99": round(summary["latency_ms"]["p99"] / engine_ms, 2),
+        "latency_first_tenth_ms": round(early, 1),
+        "latency_last_tenth_ms": round(late, 1),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"backpressure_e2ehim_cpu_{today}"
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(latencies, lw=1, label="capture -> sink")
+    ax.axhline(engine_ms, color="grey", ls="--", lw=1, label="engine p50")
+    ax.set_xlabel("output frame")
+    ax.set_ylabel("ms")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"E2E-HIM {args.input_size[1]}x{args.input_size[0]} on CPU, 30 fps camera: "
+                 f"{summary['dropped']} stale frames dropped", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(stem.with_suffix(".png"), dpi=100)
+    report["plot"] = stem.with_suffix(".png").name
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k not in ("device", "pipeline")}, indent=2))
+    print(stem.with_suffix(".json"))
+
+
+if __name__ == "__main__":
+    main()
