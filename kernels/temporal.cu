@@ -40,6 +40,17 @@ __device__ unsigned char dilated(const unsigned char* cells, int y, int x, int s
     return 0;
 }
 
+// This thread's (track, pixel) of a (tracks, h, w) launch; false for the threads past the end.
+__device__ __forceinline__ bool track_pixel(int tracks, int h, int w, long long* idx, int* track, int* y, int* x) {
+    *idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long plane = (long long)h * w;
+    if (*idx >= tracks * plane) return false;
+    *track = (int)(*idx / plane);
+    *y = (int)((*idx % plane) / w);
+    *x = (int)(*idx % w);
+    return true;
+}
+
 __device__ __forceinline__ float saturate(float v, float low, float high) {
     if (v <= low) return 0.0f;
     if (v >= high) return 1.0f;
@@ -51,12 +62,9 @@ extern "C" __global__ void fuse_causal(
     const float* alpha, float* matte, unsigned char* age, unsigned char* pend, const unsigned char* new_track,
     const unsigned char* cells, const int* count, int tracks, int h, int w, int s, int cells_h, int cells_w,
     float cut_cells, int force_reset, float eps, int max_age, float blend, float low, float high) {
-    long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long plane = (long long)h * w;
-    if (idx >= tracks * plane) return;
-    int track = (int)(idx / plane);
-    int y = (int)((idx % plane) / w);
-    int x = (int)(idx % w);
+    long long idx;
+    int track, y, x;
+    if (!track_pixel(tracks, h, w, &idx, &track, &y, &x)) return;
     bool reset = force_reset || (float)count[0] > cut_cells || new_track[track];
     float a = alpha[idx];
     float q = matte[idx];
@@ -90,12 +98,9 @@ extern "C" __global__ void fuse_exact(
     const unsigned char* has_next, const unsigned char* cells_fwd, const int* count_fwd,
     const unsigned char* cells_bwd, const int* count_bwd, int tracks, int h, int w, int s, int cells_h,
     int cells_w, float cut_cells, int force_reset, float eps, float low, float high) {
-    long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long plane = (long long)h * w;
-    if (idx >= tracks * plane) return;
-    int track = (int)(idx / plane);
-    int y = (int)((idx % plane) / w);
-    int x = (int)(idx % w);
+    long long idx;
+    int track, y, x;
+    if (!track_pixel(tracks, h, w, &idx, &track, &y, &x)) return;
     bool fresh = force_reset || (float)count_fwd[0] > cut_cells || (float)count_bwd[0] > cut_cells
                  || new_track[track] || !has_next[track];
     float out = alpha[idx];
