@@ -1,4 +1,4 @@
-"""The `livematte` command: run, bench, config, weights."""
+"""The `livematte` command: run, bench, config, weights, export, serve, train, eval."""
 
 from __future__ import annotations
 
@@ -15,9 +15,13 @@ from rich.markup import escape
 from livematte.compositor import CompositorError
 from livematte.config import ConfigError, load_config
 from livematte.engine.choose import EngineError
+from livematte.eval.cli import add_eval_parser
+from livematte.export.cli import add_export_parser
 from livematte.model.weights_cli import add_weights_parser
 from livematte.sinks import SinkError
 from livematte.sources import SourceError
+from livematte.train.cli import add_train_parser
+from livematte.webrtc.cli import add_serve_parser
 
 console = Console(stderr=True)
 
@@ -97,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="WxH", help="engine sweep: frame sizes")
     bench.set_defaults(func=_bench)
     add_weights_parser(commands)
+    add_train_parser(commands)
+    add_eval_parser(commands)
+    add_export_parser(commands)
+    add_serve_parser(commands)
     return parser
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -234,14 +234,36 @@ class E2EHIMConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     input_size: tuple[int, int] | None = Field(None, description="(height, width), multiples of 32; null = follow the source aspect")
     fp16: bool = True
+    cuda_graphs: bool = Field(False, description="on CUDA, replay the forward as a CUDA graph (fixed shapes)")
+
+
+class OnnxRuntimeConfig(Strict):
+    """E2E-HIM through ONNX Runtime (the `export` extra): a graph from `livematte export onnx`, or the
+    weights of engine.e2ehim.weights exported on first use (about a minute, cached)."""
+
+    model: Path | None = Field(None, description="an exported .onnx graph; null = export engine.e2ehim.weights")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="cuda needs onnxruntime-gpu")
+    input_size: tuple[int, int] | None = Field(None, description="(height, width) of an export on first use; "
+                                               "null = follow the source aspect")
+
+
+class TensorRTConfig(Strict):
+    """E2E-HIM as a TensorRT engine built from the ONNX export of engine.e2ehim.weights on first use
+    (minutes, cached; `livematte export tensorrt` builds it ahead of time). Needs a CUDA GPU."""
+
+    precision: Literal["fp16", "fp32"] = "fp16"
+    input_size: tuple[int, int] | None = Field(None, description="(height, width), multiples of 32; null = follow the source aspect")
+    max_batch: int = Field(4, ge=1, le=64, description="largest batch the engine accepts")
 
 
 class EngineConfig(Strict):
-    """kind auto: E2E-HIM when weights are installed, else the keying engine."""
+    """kind auto: E2E-HIM (torch) when weights are installed, else the keying engine."""
 
-    kind: Literal["auto", "keying", "e2ehim"] = "auto"
+    kind: Literal["auto", "keying", "e2ehim", "onnxruntime", "tensorrt"] = "auto"
     keying: KeyingConfig = Field(default_factory=KeyingConfig)
     e2ehim: E2EHIMConfig = Field(default_factory=E2EHIMConfig)
+    onnxruntime: OnnxRuntimeConfig = Field(default_factory=OnnxRuntimeConfig)
+    tensorrt: TensorRTConfig = Field(default_factory=TensorRTConfig)
     every: int = Field(1, ge=1, description="the longest run of frames between two inferences (1 = every frame)")
     min_change: float | None = Field(None, ge=0, description="also infer when the image changed this much (grey levels)")
 
@@ -274,6 +296,19 @@ class RunConfig(Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class ServeConfig(Strict):
+    """`livematte serve`: the WebRTC demo server. Loopback by default: a page served on another address
+    needs https (browsers give the camera only to secure pages) and opens the machine to the network."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    max_peers: int = Field(4, ge=1, le=64, description="browsers served at once; more are refused with a message")
+    upload_limit_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="largest background upload")
+    stats_interval_s: float = Field(1.0, gt=0, le=60, description="how often each page gets live stats")
+    ice_servers: list[str] = Field(default_factory=list,
+                                   description="STUN/TURN URLs; empty = direct host candidates only (same machine or LAN)")
+
+
 class Config(Strict):
     source: SourceConfig = Field(default_factory=SyntheticSourceConfig)
     sinks: list[SinkConfig] = Field(default_factory=lambda: [FileSinkConfig()])
@@ -282,6 +317,7 @@ class Config(Strict):
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     effects: EffectsConfig = Field(default_factory=EffectsConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @model_validator(mode="after")
     def _one_window(self) -> "Config":
@@ -295,16 +331,24 @@ class Config(Strict):
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Read a YAML preset (default: configs/default.yaml), apply `key.path=value` overrides, validate."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
+    return load_model(Config, Path(path) if path is not None else DEFAULT_CONFIG, overrides, INPUT_PATHS)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_model(model: type[ModelT], path: Path, overrides: list[str] = (),
+               input_paths: tuple[tuple[str, ...], ...] = ()) -> ModelT:
+    """Any config model (the run config, the train config) from YAML + overrides, with the same messages."""
     data = _read_yaml(path)
     _kinds_as_names(data)
-    _anchor_inputs(data, path.resolve().parent)
+    _anchor_inputs(data, path.resolve().parent, input_paths)
     for item in overrides:
         _apply_override(data, item)
     try:
-        return Config.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path, overrides)) from None
+        raise ConfigError(_describe(exc, path, overrides, model)) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -339,10 +383,10 @@ def _kinds_as_names(node: Any) -> None:
 
 
 INPUT_PATHS = (("source", "path"), ("effects", "background", "path"), ("effects", "default", "background"),
-               ("effects", "people", "*", "background"))
+               ("effects", "people", "*", "background"), ("engine", "onnxruntime", "model"))
 
 
-def _anchor_inputs(data: dict[str, Any], base: Path) -> None:
+def _anchor_inputs(data: dict[str, Any], base: Path, input_paths: tuple[tuple[str, ...], ...]) -> None:
     """Relative input files named in a config file are relative to that file's folder, so a preset
     finds its own background images wherever it is run from. Outputs and --set values stay
     relative to the current directory."""
@@ -358,7 +402,7 @@ def _anchor_inputs(data: dict[str, Any], base: Path) -> None:
             else:
                 visit(child, rest)
 
-    for keys in INPUT_PATHS:
+    for keys in input_paths:
         visit(data, keys)
 
 
@@ -397,13 +441,13 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
             raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i])} is a value, not a section")
 
 
-def _describe(exc: ValidationError, path: Path, overrides: list[str]) -> str:
+def _describe(exc: ValidationError, path: Path, overrides: list[str], root: type[BaseModel]) -> str:
     origin = f"{path}" + (f" with --set {' '.join(overrides)}" if overrides else "")
     lines = [f"invalid configuration in {origin}:"]
     for err in exc.errors():
-        key, model = _resolve(err["loc"])
+        key, model = _resolve(err["loc"], root)
         if err["type"] == "extra_forbidden":
-            _, parent = _resolve(err["loc"][:-1])
+            _, parent = _resolve(err["loc"][:-1], root)
             allowed = ", ".join(getattr(parent, "model_fields", {}))
             lines.append(f"  {key}: unknown key; allowed here: {allowed}")
         elif err["type"] == "union_tag_invalid":
@@ -413,10 +457,10 @@ def _describe(exc: ValidationError, path: Path, overrides: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _resolve(loc: tuple) -> tuple[str, Any]:
+def _resolve(loc: tuple, root: type[BaseModel]) -> tuple[str, Any]:
     """The dotted key a user wrote for an error location (union tags dropped) and the model found there."""
     parts: list[str] = []
-    candidates: list[Any] = [Config]
+    candidates: list[Any] = [root]
     for part in loc:
         if len(candidates) > 1 and not isinstance(part, int):
             candidates = [m for m in candidates if _kind_of(m) == part]

@@ -18,7 +18,7 @@ import numpy as np
 from kernels import FusionParams
 from kernels._arrays import host, kind_of, native, restore
 from livematte.compositor import Compositor
-from livematte.config import Config
+from livematte.config import Config, EffectsConfig
 from livematte.engine.base import Engine, Instances
 from livematte.engine.choose import EngineError
 from livematte.frame import Frame
@@ -62,10 +62,7 @@ class FrameProcessor:
         self.compositor = Compositor(cfg.effects)
         self.skipper = InferenceSkipper(cfg.engine.every, cfg.engine.min_change)
         self.times: dict[str, deque[float]] = {stage: deque(maxlen=STATS_WINDOW) for stage in STAGES}
-        # keying: remove the screen's colour cast from people placed on a new background (where the
-        # background is the filmed one, the frame stays as it is)
-        replaced = cfg.effects.background.kind not in ("original", "blur")
-        self._despill = getattr(engine, "despill", None) if replaced else None
+        self._despill = self._despill_for(cfg.effects)
         self._last: Instances | None = None
         self._waiting: Frame | None = None  # exact fusion: the frame whose people arrive with the next one
 
@@ -98,12 +95,27 @@ class FrameProcessor:
         return Processed(frame, host(composite.image), {k: host(v) for k, v in composite.isolated.items()},
                          len(people.ids))
 
+    def set_effects(self, effects: EffectsConfig) -> None:
+        """Switch to other effect settings (e.g. an uploaded background); who has which effect is kept.
+        Call it between frames, from the thread that renders."""
+        compositor = Compositor(effects)
+        compositor.effects = self.compositor.effects
+        old, self.compositor = self.compositor, compositor
+        self._despill = self._despill_for(effects)
+        old.close()
+
     def stage_ms(self) -> dict[str, float]:
         """Median milliseconds per stage over the last STATS_WINDOW frames."""
         return {k: float(np.median(v)) for k, v in self.times.items() if v}
 
     def close(self) -> None:
         self.compositor.close()
+
+    def _despill_for(self, effects: EffectsConfig):
+        """Keying: remove the screen's colour cast from people placed on a new background (where the
+        background is the filmed one, the frame stays as it is)."""
+        replaced = effects.background.kind not in ("original", "blur")
+        return getattr(self.engine, "despill", None) if replaced else None
 
     def _infer(self, frame: Frame) -> Instances:
         try:

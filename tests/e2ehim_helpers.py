@@ -38,6 +38,22 @@ def whole_frame_people_model() -> E2EHIM:
     return model
 
 
+def unknown_trimap_model(seed: int) -> E2EHIM:
+    """Random weights, but every query's trimap says "unknown" everywhere: mattes are the raw alphas.
+
+    A random trimap has near-ties between classes somewhere, where 1e-5 of numerical noise flips a
+    pixel between 0, alpha and 1; with this one, two engines' mattes compare to the alpha's precision.
+    """
+    model = random_model(seed=seed)
+    with torch.no_grad():
+        matting = model.perception.matting_head.layers[-1]
+        trimap_rows = 3 * 256 + 3  # the trimap kernels and biases come first
+        matting.weight[:trimap_rows].zero_()
+        matting.bias[:trimap_rows].zero_()
+        matting.bias[3 * 256 + 1] = 10.0  # bias of class "unknown"
+    return model
+
+
 def official_state(model: nn.Module, seed: int = 1) -> dict[str, Tensor]:
     """The model's weights under the official names, plus the tensors the official network never uses."""
     ours = model.state_dict()

@@ -12,7 +12,7 @@ from livematte.engine.torch_engine import TorchEngine, preprocess
 from livematte.model.checkpoint import import_checkpoint
 from livematte.model.e2ehim import MEAN, STD, E2EHIM
 from livematte.model.postprocess import PostprocessConfig
-from tests.e2ehim_helpers import official_state, random_model, whole_frame_people_model
+from tests.e2ehim_helpers import official_state, random_model, unknown_trimap_model, whole_frame_people_model
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,29 @@ def test_engine_rejects_bad_sizes_and_devices(everyone_model):
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA device"):
             TorchEngine(everyone_model, device="cuda")
+
+
+def test_cuda_graphs_need_a_cuda_device(everyone_model):
+    with pytest.raises(ValueError, match="cuda_graphs needs device='cuda'"):
+        TorchEngine(everyone_model, device="cpu", cuda_graphs=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+@pytest.mark.parametrize("fp16", [False, True])
+def test_cuda_graphs_replay_the_eager_forward(fp16):
+    """Each new input goes through the recorded graph (not the outputs of the first call), per batch size."""
+    model = unknown_trimap_model(seed=9)
+    config = PostprocessConfig(threshold=1e-6, min_area=0)
+    eager = TorchEngine(model, device="cuda", input_size=(64, 64), fp16=fp16, postprocess_config=config)
+    graphed = TorchEngine(model, device="cuda", input_size=(64, 64), fp16=fp16, postprocess_config=config,
+                          cuda_graphs=True)
+    rng = np.random.default_rng(0)
+    previous = None
+    for count in (1, 1, 2):
+        batch = [torch.from_numpy(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).cuda() for _ in range(count)]
+        for got, expected in zip(graphed.infer(batch), eager.infer(batch), strict=True):
+            assert got.mattes.is_cuda and (got.mattes - expected.mattes).abs().max() < 1e-2
+            assert previous is None or (got.mattes - previous).abs().max() > 1e-3
+            previous = got.mattes
+    assert len(graphed._graphs) == 2, "one graph per batch size"

@@ -1,4 +1,5 @@
-"""Which engine a config asks for: E2E-HIM when its weights are installed, else the keying engine."""
+"""Which engine a config asks for: E2E-HIM (torch, ONNX Runtime or TensorRT) when its weights are installed,
+else the keying engine."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ class EngineError(RuntimeError):
 
 def open_engine(cfg: EngineConfig) -> tuple[Engine, str]:
     """The engine and a one-line description of the choice (printed at start)."""
-    if cfg.kind in ("auto", "e2ehim"):
+    if cfg.kind == "onnxruntime" and cfg.onnxruntime.model is not None:
+        return _onnxruntime(cfg, cfg.onnxruntime.model)
+    if cfg.kind != "keying":
         from livematte.model.checkpoint import CheckpointError, find_weights
 
         try:
@@ -22,11 +25,12 @@ def open_engine(cfg: EngineConfig) -> tuple[Engine, str]:
             if not path.is_file():
                 raise CheckpointError(f"weights file {path} not found; import the checkpoint with `livematte weights import PATH`")
         except CheckpointError as exc:
-            if cfg.kind == "e2ehim":
+            if cfg.kind != "auto":
                 raise EngineError(str(exc)) from None
             return _keying(cfg), (f"no E2E-HIM weights installed: using the CPU keying engine ({cfg.keying.mode} key); "
                                   "import weights with `livematte weights import PATH`")
-        return _e2ehim(cfg, path)
+        network = {"onnxruntime": _onnxruntime, "tensorrt": _tensorrt}.get(cfg.kind, _e2ehim)
+        return network(cfg, path)
     return _keying(cfg), f"keying engine ({cfg.keying.mode} key)"
 
 
@@ -48,6 +52,31 @@ def _e2ehim(cfg: EngineConfig, path: Path) -> tuple[Engine, str]:
     if device == "cuda" and not torch.cuda.is_available():
         raise EngineError("engine.e2ehim.device is cuda but torch sees no CUDA device: install a CUDA build of torch, "
                           "or set --set engine.e2ehim.device=cpu")
-    engine = TorchEngine(path, device=device, input_size=e.input_size, fp16=e.fp16)
-    precision = {torch.float16: " fp16", torch.bfloat16: " bf16"}.get(engine.autocast_dtype, "")
-    return engine, f"E2E-HIM ({path.name}) on {device}{precision}"
+    engine = TorchEngine(path, device=device, input_size=e.input_size, fp16=e.fp16, cuda_graphs=e.cuda_graphs)
+    return engine, f"E2E-HIM ({path.name}) on {device} {engine.precision}{' CUDA graphs' if e.cuda_graphs else ''}"
+
+
+def _onnxruntime(cfg: EngineConfig, model: Path) -> tuple[Engine, str]:
+    """model: an exported graph, or installed weights to export on first use."""
+    from livematte.engine.onnx import OnnxRuntimeEngine, resolve_device
+    from livematte.export.onnx import ExportError
+
+    o = cfg.onnxruntime
+    try:
+        device = resolve_device(o.device)
+        engine = OnnxRuntimeEngine(model, device=device, input_size=o.input_size)
+    except (ExportError, ValueError) as exc:
+        raise EngineError(f"engine.onnxruntime: {exc}") from None
+    return engine, f"E2E-HIM through ONNX Runtime ({model.name}) on {device}"
+
+
+def _tensorrt(cfg: EngineConfig, path: Path) -> tuple[Engine, str]:
+    from livematte.engine.tensorrt import TensorRTEngine
+    from livematte.export.onnx import ExportError
+
+    t = cfg.tensorrt
+    try:
+        engine = TensorRTEngine(path, input_size=t.input_size, max_batch=t.max_batch, precision=t.precision)
+    except (ExportError, ValueError) as exc:
+        raise EngineError(f"engine.tensorrt: {exc}") from None
+    return engine, f"E2E-HIM as a TensorRT {t.precision} engine ({path.name}), batch up to {t.max_batch}"

@@ -137,12 +137,23 @@ def _sha256(path: Path) -> str:
 
 def import_checkpoint(path: Path, name: str = DEFAULT_NAME) -> InstalledWeights:
     """Read, verify and convert an official checkpoint; install it under `name` (replacing one)."""
+    check_name(name)
+    path = Path(path).expanduser().resolve()
+    return install_weights(convert(read_checkpoint(path), what=str(path)), path, name)
+
+
+def check_name(name: str) -> None:
     if not _NAME.match(name):
         raise CheckpointError(f"invalid weights name {name!r}: use letters, digits, '.', '_' or '-'")
-    path = Path(path).expanduser().resolve()
-    tensors = convert(read_checkpoint(path), what=str(path))
-    record = InstalledWeights(name=name, path=weights_dir() / f"{name}.safetensors", source=str(path),
-                              source_sha256=_sha256(path), mapping_version=MAPPING_VERSION,
+
+
+def install_weights(tensors: Mapping[str, Tensor], source: Path, name: str) -> InstalledWeights:
+    """Store a state dict with our names under `name` (replacing one): the safetensors file and its JSON
+    record; `source` is the file it came from (an official checkpoint, a training checkpoint)."""
+    check_name(name)
+    tensors = {k: v.contiguous() for k, v in tensors.items()}
+    record = InstalledWeights(name=name, path=weights_dir() / f"{name}.safetensors", source=str(source),
+                              source_sha256=_sha256(source), mapping_version=MAPPING_VERSION,
                               imported=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                               tensors=len(tensors))
     partial = record.path.with_suffix(".partial")

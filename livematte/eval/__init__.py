@@ -1,0 +1,1 @@
+"""Evaluation of person mattes against ground truth: instance, image and temporal metrics."""

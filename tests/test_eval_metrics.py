@@ -1,0 +1,91 @@
+"""Each matting metric on cases whose answer is known by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from livematte.eval.metrics import (connectivity_error, dtssd, gradient_error, image_metrics, mad, mask_iou,
+                                    match_people, mse, sad)
+
+
+def test_sad_mse_mad_on_a_hand_computed_case():
+    truth = np.zeros((4, 5), np.float32)
+    truth[1, 1], truth[2, 3] = 1.0, 0.5
+    pred = np.zeros_like(truth)
+    assert sad(pred, truth) == pytest.approx(1.5)
+    assert mse(pred, truth) == pytest.approx(1.25 / 20)
+    assert mad(pred, truth) == pytest.approx(1.5 / 20)
+
+
+def test_every_image_metric_is_zero_for_a_perfect_matte():
+    rng = np.random.default_rng(0)
+    truth = rng.random((30, 40)).astype(np.float32)
+    assert image_metrics(truth.copy(), truth) == image_metrics(truth, truth)
+    assert all(v == 0 for v in vars(image_metrics(truth.copy(), truth)).values())
+
+
+def ramp(height: int, width: int, slope: float, axis: int) -> np.ndarray:
+    y, x = np.mgrid[:height, :width].astype(np.float64)
+    return slope * (x if axis == 1 else y)
+
+
+def test_gradient_error_ignores_a_constant_offset_but_not_a_slope():
+    truth = ramp(32, 32, 0.01, axis=1)
+    assert gradient_error(truth + 0.3, truth) == pytest.approx(0.0, abs=1e-12)
+    assert mad(truth + 0.3, truth) == pytest.approx(0.3)
+    assert gradient_error(ramp(32, 32, 0.02, axis=1), truth) > 0
+
+
+def test_gradient_error_grows_with_the_square_of_the_slope_and_has_no_preferred_direction():
+    zero = np.zeros((32, 32))
+    one = gradient_error(ramp(32, 32, 0.01, axis=1), zero)
+    assert gradient_error(ramp(32, 32, 0.03, axis=1), zero) == pytest.approx(9 * one)
+    assert gradient_error(ramp(32, 32, 0.01, axis=0), zero) == pytest.approx(one)
+
+
+def test_connectivity_error_counts_a_missed_disconnected_blob():
+    truth = np.zeros((20, 30))
+    truth[2:12, 2:12] = 1.0  # A, 100 px
+    truth[15:18, 20:24] = 1.0  # B, 12 px, apart from A
+    pred = truth.copy()
+    pred[15:18, 20:24] = 0.0
+    assert connectivity_error(pred, truth) == pytest.approx(12.0)
+    assert connectivity_error(truth.copy(), truth) == 0.0
+
+
+def test_connectivity_error_of_nothing_against_everything_is_the_pixel_count():
+    assert connectivity_error(np.zeros((6, 7)), np.ones((6, 7))) == pytest.approx(42.0)
+
+
+def square(h: int, w: int, top: int, left: int, size_y: int, size_x: int) -> np.ndarray:
+    a = np.zeros((h, w), np.float32)
+    a[top: top + size_y, left: left + size_x] = 1.0
+    return a
+
+
+def test_mask_iou_of_overlapping_rectangles():
+    truth = np.stack([square(20, 20, 0, 0, 10, 10)])
+    pred = np.stack([square(20, 20, 0, 0, 10, 6), square(20, 20, 0, 5, 10, 10), np.zeros((20, 20), np.float32)])
+    np.testing.assert_allclose(mask_iou(truth, pred), [[0.6, 50 / 150, 0.0]])
+
+
+def test_people_are_paired_by_best_total_iou_not_by_order():
+    a, b = square(20, 40, 0, 0, 10, 10), square(20, 40, 5, 25, 10, 10)
+    rows, cols, iou = match_people(np.stack([a, b]), np.stack([b, a]))
+    assert dict(zip(rows.tolist(), cols.tolist())) == {0: 1, 1: 0}
+    np.testing.assert_allclose(iou, [1.0, 1.0])
+    rows, cols, iou = match_people(np.stack([a]), np.zeros((0, 20, 40), np.float32))
+    assert len(rows) == len(cols) == len(iou) == 0
+
+
+def test_dtssd_ignores_a_steady_error_and_measures_flicker():
+    truth = np.zeros((3, 4, 5))
+    assert dtssd(truth + 0.2, truth) == 0.0
+    flicker = truth.copy()
+    flicker[1, 2, 2] = 1.0  # on in the middle frame only: both frame pairs change by 1 at one of 20 pixels
+    assert dtssd(flicker, truth) == pytest.approx(math.sqrt(1 / 20))
+    with pytest.raises(ValueError, match="two frames"):
+        dtssd(truth[:1], truth[:1])

@@ -1,0 +1,165 @@
+"""`livematte serve` end to end, over real WebRTC: an aiortc client and headless Chromium.
+
+Everything that touches the network runs inside a network namespace made for the test (see
+tests/helpers/netns.py): the server, the clients and the browser talk over loopback and a private
+veth pair, and nothing else is reachable. The helpers print JSON reports; the assertions are here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.helpers.fake_camera import near, sample, scene_points, still_frame, write_y4m
+from tests.helpers.netns import Namespace, network_namespace
+
+pytest.importorskip("aiortc", reason="the webrtc extra is not installed (pip install -e .[webrtc])")
+
+REPO = Path(__file__).resolve().parents[1]
+MAGENTA, GREEN, ORANGE = (255, 0, 255), (0, 255, 0), (0, 140, 255)  # BGR
+UPLOAD_LIMIT = 64 * 1024
+URL = "http://127.0.0.1:8080"  # the server's default address, inside the namespace
+SETTINGS = [  # the still two-person green-screen scene keyed onto magenta; one browser at a time
+    "engine.kind=keying", "engine.keying.mode=chroma", "effects.background.kind=color",
+    "effects.background.color=#ff00ff", "effects.feather=0", "serve.max_peers=1",
+    f"serve.upload_limit_bytes={UPLOAD_LIMIT}", "serve.stats_interval_s=0.5",
+]
+
+
+@pytest.fixture
+def namespace() -> Iterator[Namespace]:
+    with network_namespace() as ns:
+        yield ns
+
+
+@contextmanager
+def served(ns: Namespace, tmp_path: Path) -> Iterator[Path]:
+    """`livematte serve` inside the namespace until the block ends; yields the server's temp folder,
+    which must be empty again once every peer has left. Stopped with Ctrl-C, as a user would."""
+    temp = tmp_path / "server-tmp"
+    temp.mkdir()
+    log = (tmp_path / "server.log").open("w")
+    command = [sys.executable, "-m", "livematte.cli", "serve", *(f"--set={s}" for s in SETTINGS)]
+    server = subprocess.Popen(ns.command(*command), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, "TMPDIR": str(temp)})
+    try:
+        yield temp
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+    assert server.returncode == 0, (tmp_path / "server.log").read_text()
+
+
+def helper(ns: Namespace, module: str, *args: str) -> dict:
+    result = subprocess.run(ns.command(sys.executable, "-m", f"tests.helpers.{module}", URL, *args), cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout)
+    assert "error" not in report, report["error"] + json.dumps(report)
+    return report
+
+
+def kept_colours() -> list[list[int]]:
+    """What the people look like when kept as filmed (the still scene at their points)."""
+    return sample(still_frame()[0], scene_points().people)
+
+
+def test_aiortc_client_gets_processed_video_and_controls_it(namespace, tmp_path):
+    with served(namespace, tmp_path) as server_temp:
+        report = helper(namespace, "webrtc_client", "--upload-limit", str(UPLOAD_LIMIT))
+    assert report["status"]["peers"] == 0 and report["offer_status"] == 200
+
+    first = report["first"]  # green screen keyed away onto magenta, people kept as filmed
+    assert all(near(c, MAGENTA) for c in first["background"]), first
+    assert all(near(c, kept) for c, kept in zip(first["people"], kept_colours())), first
+
+    stats = report["stats"]
+    assert stats["frames"] > 0 and stats["width"] == 640 and stats["height"] == 360
+    assert set(stats["stages_ms"]) == {"engine", "stabilize", "composite"}
+
+    second = report["second_offer"]
+    assert second["status"] == 503 and "at most 1 browser" in second["body"]["error"]
+
+    selected = report["selected"]  # a click on the left person names their track and effect
+    assert selected["track"] is not None and selected["state"]["effect"] == "keep"
+    assert report["tinted"]["track"] == selected["track"] and report["tinted"]["state"]["tint"] == "#00ff00"
+    assert report["hidden"]["track"] is None and report["hidden"]["state"]["effect"] == "hide"
+    assert "background" in report["bad_message"]["message"]  # messages cannot name server files
+    effects = report["effects"]
+    assert near(effects["people"][0], GREEN) and near(effects["people"][1], MAGENTA), effects
+
+    assert report["upload_text"]["status"] == 415 and "not an image" in report["upload_text"]["body"]["error"]
+    assert report["upload_oversize"]["status"] == 413 and "limit" in report["upload_oversize"]["body"]["error"]
+    assert report["upload_unknown_peer"]["status"] == 404
+    assert report["upload_image"]["status"] == 200
+    uploaded = report["uploaded"]  # the image behind everyone, the hidden person included; the tint stays
+    assert all(near(c, ORANGE) for c in uploaded["background"]), uploaded
+    assert near(uploaded["people"][1], ORANGE) and near(uploaded["people"][0], GREEN), uploaded
+
+    # the camera's timing carried through: steps of whole 30 fps frame periods (aiortc's encoders round
+    # each timestamp by a tick), in the RTP video clock
+    assert report["frames"] > 5 and report["time_bases"] == ["1/90000"]
+    assert all(min(step % 3000, -step % 3000) <= 2 and step >= 2998 for step in report["pts_steps"]), report["pts_steps"]
+
+    assert report["during"]["peers"] == 1 and report["after_close"]["peers"] == 0
+    assert list(server_temp.iterdir()) == []  # the peer's upload folder is gone
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
+                    reason="Debian's chromium and chromium-driver are not installed (scripts/apt-test-packages.txt)")
+def test_browser_demo_page(namespace, tmp_path):
+    pytest.importorskip("selenium", reason="selenium is not installed (the dev extra)")
+    camera = write_y4m(tmp_path / "camera.y4m")
+    background = tmp_path / "orange.png"
+    cv2.imwrite(str(background), np.full((90, 160, 3), ORANGE, np.uint8))
+    with served(namespace, tmp_path) as server_temp:
+        report = helper(namespace, "browser_client", "--camera", str(camera), "--background", str(background))
+
+    first = report["first"]  # the page connected and shows the processed video
+    assert all(near(c, MAGENTA) for c in first["background"]), first
+    assert all(near(c, kept) for c, kept in zip(first["people"], kept_colours())), first
+
+    assert report["selected"] and report["selection_text"] == f"Person {report['selected']}"
+    effects = report["effects"]  # the clicked person tinted green, everyone else hidden
+    assert near(effects["people"][0], GREEN) and near(effects["people"][1], MAGENTA), effects
+    uploaded = report["uploaded"]
+    assert all(near(c, ORANGE) for c in uploaded["background"]) and near(uploaded["people"][0], GREEN), uploaded
+    assert report["upload_message"].startswith("Background set for everyone")
+    stats = report["stats"]  # live figures from the server's stats messages and the browser's WebRTC statistics
+    assert float(stats["server fps"]) > 0 and float(stats["glass-to-glass ms (estimate)"]) > 0, stats
+    assert {"engine ms", "tracking + fusion ms", "compositing ms"} <= set(stats), stats
+
+    assert report["peers_connected"] == 1
+    assert "server is busy" in report["busy_message"]
+    assert "unreachable" in report["unreachable_message"]
+    assert report["peers_after_close"] == 0  # closing the page freed its peer
+    assert report["denied_message"].startswith("Camera access was denied") and report["peers_when_denied"] == 0
+    assert list(server_temp.iterdir()) == []
+
+
+def test_serve_names_a_port_in_use(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "livematte.cli", "serve", "--set", "engine.kind=keying",
+                                 "--set", f"serve.port={port}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert f"cannot listen on http://127.0.0.1:{port}" in " ".join(result.stderr.split())
