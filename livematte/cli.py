@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
+from livematte.cli_args import add_config_args, size
 from livematte.compositor import CompositorError
 from livematte.config import ConfigError, load_config
 from livematte.engine.choose import EngineError
@@ -24,12 +25,6 @@ from livematte.train.cli import add_train_parser
 from livematte.webrtc.cli import add_serve_parser
 
 console = Console(stderr=True)
-
-
-def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="YAML preset (default: configs/default.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting, e.g. --set source.people=6 (repeatable)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -66,15 +61,6 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _size(text: str) -> tuple[int, int]:
-    """WIDTHxHEIGHT -> (height, width)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size; write WIDTHxHEIGHT, e.g. 1280x720") from None
-    return height, width
-
-
 def _show_config(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
@@ -85,19 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livematte", description="Real-time per-person video matting.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the live pipeline (the main job)")
-    _add_config_args(run)
+    add_config_args(run)
     run.set_defaults(func=_run)
     show = commands.add_parser("config", help="print the effective configuration after --config and --set")
-    _add_config_args(show)
+    add_config_args(show)
     show.set_defaults(func=_show_config)
     bench = commands.add_parser("bench", help="run the pipeline for N frames; JSON report and plots")
-    _add_config_args(bench)
+    add_config_args(bench)
     bench.add_argument("--frames", type=int, default=300, help="frames through the pipeline (default 300)")
     bench.add_argument("--compare", metavar="FILE", help="a second config, run in the same process; prints ratios")
     bench.add_argument("--out", type=Path, default=Path("bench/results"), help="folder of the report and plots")
     bench.add_argument("--name", default="bench", help="file name stem of the report (default bench)")
     bench.add_argument("--people", type=int, nargs="+", default=[1, 2, 4, 6, 10, 20], help="engine sweep: people")
-    bench.add_argument("--sizes", type=_size, nargs="+", default=[(360, 640), (720, 1280), (1080, 1920)],
+    bench.add_argument("--sizes", type=size, nargs="+", default=[(360, 640), (720, 1280), (1080, 1920)],
                        metavar="WxH", help="engine sweep: frame sizes")
     bench.set_defaults(func=_bench)
     add_weights_parser(commands)

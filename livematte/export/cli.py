@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from livematte.cli_args import size
 from livematte.export.onnx import ExportError, cached_export, export_onnx, max_difference
 from livematte.model.checkpoint import DEFAULT_NAME, CheckpointError
 
@@ -20,8 +21,6 @@ PARITY = 1e-4  # largest |ONNX Runtime - torch| accepted for an fp32 export
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `export` and its commands; each sets `func(args) -> int` (the exit status)."""
-    from livematte.cli import _size  # the WxH parser of `livematte bench`; imported here, once cli.py is loaded
-
     parser = subparsers.add_parser("export", help="export E2E-HIM to ONNX, build a TensorRT engine")
     commands = parser.add_subparsers(dest="export_command", required=True)
     onnx = commands.add_parser("onnx", help="export to ONNX (fixed size, any batch) and check it against torch")
@@ -29,7 +28,7 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     for command, precision in ((onnx, "fp32"), (tensorrt, "fp16")):
         command.add_argument("--weights", default=DEFAULT_NAME,
                              help=f"installed weights name or .safetensors path (default {DEFAULT_NAME})")
-        command.add_argument("--size", type=_size, default=(352, 640), metavar="WxH",
+        command.add_argument("--size", type=size, default=(352, 640), metavar="WxH",
                              help="network input size, multiples of 32 (default 640x352)")
         command.add_argument("--precision", choices=("fp32", "fp16"), default=precision,
                              help=f"fp16 is the graph TensorRT builds its FP16 engine from (default {precision})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from livematte.cli_args import add_config_args
 from livematte.config import DEFAULT_CONFIG, load_config
 
 SERVE_CONFIG = DEFAULT_CONFIG.parent / "serve.yaml"
@@ -13,9 +14,7 @@ SERVE_CONFIG = DEFAULT_CONFIG.parent / "serve.yaml"
 def add_serve_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `serve`; it sets `func(args) -> int` (the exit status)."""
     parser = subparsers.add_parser("serve", help="WebRTC demo: a page sends its camera and gets it back processed")
-    parser.add_argument("--config", metavar="FILE", default=SERVE_CONFIG, help="YAML preset (default: configs/serve.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting, e.g. --set serve.port=8081 (repeatable)")
+    add_config_args(parser, SERVE_CONFIG, example="serve.port=8081")
     parser.set_defaults(func=run_serve)
     return parser
 
