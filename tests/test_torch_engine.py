@@ -8,7 +8,8 @@ import torch
 
 from kernels.letterbox import Letterbox
 from livematte.engine.base import Engine
-from livematte.engine.torch_engine import TorchEngine, preprocess
+from livematte.engine.network_engine import preprocess
+from livematte.engine.torch_engine import TorchEngine
 from livematte.model.checkpoint import import_checkpoint
 from livematte.model.e2ehim import MEAN, STD, E2EHIM
 from livematte.model.postprocess import PostprocessConfig

@@ -14,12 +14,12 @@ from typing import Union
 import torch
 from torch import Tensor
 
-from livematte.engine.network_engine import NetworkEngine, preprocess
+from livematte.engine.network_engine import NetworkEngine
 from livematte.model.checkpoint import find_weights, load_into, read_weights
 from livematte.model.e2ehim import E2EHIM, E2EHIMOutput
 from livematte.model.postprocess import PostprocessConfig
 
-__all__ = ["TorchEngine", "Weights", "build_model", "preprocess"]
+__all__ = ["TorchEngine", "Weights", "build_model"]
 
 Weights = Union[str, Path, Mapping[str, Tensor], E2EHIM]
 

@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from kernels.letterbox import Letterbox
-from livematte.engine.torch_engine import preprocess
+from livematte.engine.network_engine import preprocess
 from livematte.model.e2ehim import NUM_QUERIES
 from livematte.train.augment import augment
 from livematte.train.compose import compose, cut_out
