@@ -27,7 +27,8 @@ from safetensors.torch import save_file  # noqa: E402
 
 from livematte.config import load_config  # noqa: E402
 from livematte.model.e2ehim import E2EHIM  # noqa: E402
-from pipelines.bench import _device, pipeline_run  # noqa: E402
+from pipelines.bench import pipeline_run  # noqa: E402
+from pipelines.report import machine, report_path, write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +57,7 @@ def main() -> None:
     report = {
         "benchmark": "backpressure: E2E-HIM (random weights) on CPU behind a live 30 fps 1280x720 source",
         "date": today,
-        "device": _device(),
+        "device": machine(),
         "input_size": list(args.input_size),
         "pipeline": summary,
         "camera_frames_per_output": round((summary["dropped"] + summary["frames"]) / summary["frames"], 1),
@@ -65,8 +66,7 @@ def main() -> None:
         "latency_first_tenth_ms": round(early, 1),
         "latency_last_tenth_ms": round(late, 1),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"backpressure_e2ehim_cpu_{today}"
+    plot = report_path(args.out, "backpressure_e2ehim_cpu").with_suffix(".png")
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot(latencies, lw=1, label="capture -> sink")
     ax.axhline(engine_ms, color="grey", ls="--", lw=1, label="engine p50")
@@ -77,11 +77,11 @@ def main() -> None:
                  f"{summary['dropped']} stale frames dropped", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=100)
-    report["plot"] = stem.with_suffix(".png").name
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    fig.savefig(plot, dpi=100)
+    report["plot"] = plot.name
+    path = write_report(report, args.out, "backpressure_e2ehim_cpu")
     print(json.dumps({k: v for k, v in report.items() if k not in ("device", "pipeline")}, indent=2))
-    print(stem.with_suffix(".json"))
+    print(path)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -28,6 +27,7 @@ from kernels.blur import DELTA
 from kernels.feather import falloff
 from kernels.preprocess import normalisation
 from kernels.letterbox import Letterbox
+from pipelines.report import cpu_model, write_report
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920)}
@@ -249,16 +249,6 @@ def bench_case(size: str, n: int, repeats: int) -> dict:
     return result
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -298,17 +288,8 @@ def main(argv=None) -> int:
         },
         "cases": cases,
     }
-    write_report(report, args.out, "kernels_cpu")
+    print(f"wrote {write_report(report, args.out, 'kernels_cpu')}")
     return 0
-
-
-def write_report(report: dict, folder: Path, stem: str) -> Path:
-    """bench/results/<stem>_<date>.json (the GPU benchmark uses this too)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{stem}_{dt.date.today().isoformat()}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {path}")
-    return path
 
 
 if __name__ == "__main__":

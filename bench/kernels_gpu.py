@@ -21,7 +21,8 @@ import numpy as np
 
 from kernels import (Background, FusionParams, Scene, composite, feather, fuse_causal, gpu_available,
                      input_size_for, frame_changes, masked_blur, preprocess)
-from kernels_cpu import BLUR_RADIUS, FEATHER_RADIUS, PARAMS, frames_at, mixed_layers, people_mattes, write_report
+from kernels_cpu import BLUR_RADIUS, FEATHER_RADIUS, PARAMS, frames_at, mixed_layers, people_mattes
+from pipelines.report import write_report
 
 SIZES = {"1080p": (1080, 1920), "4K": (2160, 3840)}
 PEOPLE = (1, 4, 20)
@@ -147,7 +148,7 @@ def main(argv=None) -> int:
         "parity_max_abs_diff": parity_report,
         "cases": cases,
     }
-    write_report(report, args.out, "kernels_gpu")
+    print(f"wrote {write_report(report, args.out, 'kernels_gpu')}")
     return 0
 
 

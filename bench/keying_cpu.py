@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -25,6 +24,7 @@ import numpy as np
 
 from livematte.engine.keying import KeyingEngine, KeyingSettings
 from livematte.synthetic import SyntheticScene
+from pipelines.report import cpu_model, write_report
 
 W, H = 1280, 720
 PEOPLE = (1, 4, 10, 20)
@@ -69,13 +69,6 @@ def time_engine(mode: str, people: int, count: int, rounds: int, threads: int) -
             "ms_per_frame": round(statistics.median(means), 3), "p95_ms": round(float(np.percentile(singles, 95)), 3), "instances_in_first_frames": found}
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=60)
@@ -104,9 +97,7 @@ def main(argv=None) -> int:
         "cases": cases,
         "targets": {"engine_720p_4_people_under_15ms": {"ms": max(four), "met": max(four) < BUDGET_MS}},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"keying_cpu_{dt.date.today().isoformat()}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = write_report(report, args.out, "keying_cpu")
     for c in cases:
         print(f"{c['opencv_threads']} thread(s) {c['mode']:>10} {c['people']:>3} people: "
               f"{c['ms_per_frame']:7.2f} ms/frame (p95 {c['p95_ms']:.2f})")

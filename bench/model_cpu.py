@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -30,6 +29,7 @@ import torch
 
 from livematte.engine.torch_engine import TorchEngine
 from livematte.model.e2ehim import E2EHIM
+from pipelines.report import cpu_model, write_report
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 SIZES = {"640x640": (640, 640), "640x352": (352, 640)}  # name W x H -> (h, w)
@@ -43,13 +43,6 @@ CROPS = [
     ("group1.jpg", 0.0, 1.0, 0.0, 1.0, 4),
     ("group2.jpg", 0.0, 1.0, 0.0, 1.0, 4),
 ]
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def summary(seconds: list[float]) -> dict[str, float]:
@@ -113,7 +106,7 @@ def main() -> None:
     load_before = os.getloadavg()
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "device": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "device": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                    "torch": torch.__version__, "python": platform.python_version()},
         "batch": 1, "weights": "random", "engine_precision": "fp32, channels_last",
         "load_average_before": load_before,
@@ -124,10 +117,7 @@ def main() -> None:
                  "make a 1-minute load average of about 2; well above 2, the network got only part of the "
                  "cores. min_ms is the least disturbed run."),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"model_cpu_{dt.date.today().isoformat()}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    print(f"wrote {write_report(result, args.out, 'model_cpu')}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from livematte.engine.tensorrt import TensorRTEngine
 from livematte.engine.torch_engine import TorchEngine
 from livematte.export.onnx import ExportError
 from livematte.model.e2ehim import E2EHIM
+from pipelines.report import write_report
 
 BATCHES = (1, 4)
 TARGET_MS = 4.0
@@ -106,10 +107,7 @@ def main() -> None:
         "best_640x640_batch1": {"path": best["path"], "per_frame_ms": best["per_frame_ms"], "target_ms": TARGET_MS,
                                 "met": best["per_frame_ms"] <= TARGET_MS},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"model_gpu_{dt.date.today().isoformat()}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {write_report(result, args.out, 'model_gpu')}")
 
 
 if __name__ == "__main__":

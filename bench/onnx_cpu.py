@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from model_cpu import SIZES, cpu_name, summary
+from model_cpu import SIZES, summary
 
 from livematte.export.onnx import INPUT, OUTPUTS, export_onnx
 from livematte.model.e2ehim import E2EHIM
+from pipelines.report import cpu_model, write_report
 
 DEFAULT_THREADS = torch.get_num_threads()
 
@@ -99,7 +100,7 @@ def main() -> None:
         rows = [bench_size(model, name, size, args.repeats, folder) for name, size in SIZES.items()]
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "device": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_default_threads": DEFAULT_THREADS,
+        "device": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_default_threads": DEFAULT_THREADS,
                    "torch": torch.__version__, "onnxruntime": ort.__version__, "python": platform.python_version(),
                    "numpy": np.__version__},
         "batch": 1, "weights": "random", "torch_config": "fp32, channels_last, fused alpha head, inference_mode",
@@ -111,10 +112,7 @@ def main() -> None:
                  "run by run so both see the same load. A 1-minute load average well above the thread count "
                  "means the benchmark got only part of the cores; min_ms is the least disturbed run."),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"onnx_cpu_{dt.date.today().isoformat()}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {path}")
+    print(f"wrote {write_report(result, args.out, 'onnx_cpu')}")
 
 
 if __name__ == "__main__":

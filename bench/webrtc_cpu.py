@@ -43,6 +43,7 @@ from livematte.synthetic import SyntheticScene
 from livematte.webrtc.cli import SERVE_CONFIG
 from livematte.webrtc.engines import PeerEngines
 from livematte.webrtc.session import PeerSession
+from pipelines.report import write_report
 
 WIDTH, HEIGHT, PEOPLE, FPS, LOOP = 640, 360, 2, 30, 60
 WARMUP_S = 3
@@ -181,9 +182,7 @@ def main(argv=None) -> int:
                                                             / by_case["PASSIVE", args.peers[0]]["aggregate_fps"], 2)
                                               for n in args.peers},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"webrtc_cpu_{dt.date.today().isoformat()}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = write_report(report, args.out, "webrtc_cpu")
     for r in runs:
         print(f"OMP_WAIT_POLICY={r['omp_wait_policy']:<7} {r['peers']} peer(s): {r['fps_per_peer']} fps each "
               f"({r['aggregate_fps']} together), stages {r['stages_ms']} ms, arrival to sent {r['arrival_to_sent_ms']} ms")

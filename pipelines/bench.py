@@ -9,9 +9,6 @@ the ratios, which is the only fair comparison on a shared machine.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from livematte.config import Config, NullSinkConfig, SyntheticSourceConfig  # no
 from livematte.engine.choose import open_engine  # noqa: E402
 from livematte.synthetic import SyntheticScene  # noqa: E402
 from pipelines.live import STAGES, LivePipeline  # noqa: E402
+from pipelines.report import machine, report_path, write_report  # noqa: E402
 
 PEOPLE = (1, 2, 4, 6, 10, 20)
 SIZES = ((360, 640), (720, 1280), (1080, 1920))
@@ -131,30 +129,17 @@ def _save(fig, path: Path) -> Path:
 def bench(cfg: Config, frames: int, out: Path, people: tuple[int, ...] = PEOPLE,
           sizes: tuple[tuple[int, int], ...] = SIZES, repeats: int = 5, name: str = "bench") -> tuple[dict, Path]:
     """Run the whole benchmark for one config; writes <out>/<name>_<date>.json and its plots."""
-    out.mkdir(parents=True, exist_ok=True)
     pipeline, latencies = pipeline_run(cfg, frames)
     report = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "device": _device(),
+        "device": machine(),
         "config": cfg.model_dump(mode="json"),
         "pipeline": pipeline,
         "engine_sweep": engine_sweep(cfg, people, sizes, repeats),
     }
-    stem = f"{name}_{dt.date.today().isoformat()}"
+    stem = report_path(out, name).stem
     report["plots"] = [p.name for p in plot(report, latencies, out, stem)]
-    path = out / f"{stem}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return report, path
-
-
-def _device() -> dict:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-        cpu = models[0] if models else cpu
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
-            "python": platform.python_version()}
+    return report, write_report(report, out, name)
 
 
 def print_summary(console: Console, reports: dict[str, dict]) -> None:
