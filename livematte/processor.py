@@ -68,17 +68,20 @@ class FrameProcessor:
 
     def process(self, frame: Frame) -> Processed | None:
         """The output for `frame`, or (exact fusion mode) for the frame before it; None on exact mode's first."""
-        tracked = self.track(frame)
+        tracked = self.track(frame, owned=False)  # rendered right away: the fusion state can be read in place
         return None if tracked is None else self.render(tracked)
 
-    def track(self, frame: Frame) -> Tracked | None:
-        """First half of process(): the people of `frame` (exact mode: of the frame before it)."""
+    def track(self, frame: Frame, owned: bool = True) -> Tracked | None:
+        """First half of process(): the people of `frame` (exact mode: of the frame before it).
+
+        owned: the mattes are a copy, so render() may run on another thread while the next track()
+        overwrites the fusion state; False skips that copy for a caller that renders before tracking again."""
         if self.skipper.should_infer(frame.pixels) or self._last is None:
             self._last = self._timed("engine", lambda: self._infer(frame))
         last = self._last
         people = self._timed("stabilize", lambda: self.stabilizer.update(frame.pixels, last.mattes, last.probs))
         shown, self._waiting = (frame, None) if self.stabilizer.delay == 0 else (self._waiting, frame)
-        return None if people is None else Tracked(shown, _owned(people))
+        return None if people is None else Tracked(shown, _owned(people) if owned else people)
 
     def flush(self) -> Tracked | None:
         """At the end of a stream: exact mode's last frame and its people (None in the other modes)."""
@@ -87,7 +90,7 @@ class FrameProcessor:
 
     def render(self, tracked: Tracked) -> Processed:
         """Second half of process(): the composite. track() and render() may run on two threads, one
-        call of each at a time: they share no state (Tracked owns its mattes)."""
+        call of each at a time: they share no state when track() handed over owned mattes."""
         frame, people = tracked.frame, tracked.people
         pixels = self._despill(frame.pixels) if self._despill is not None else frame.pixels
         composite = self._timed("composite", lambda: self.compositor.render(pixels, people.mattes, people.ids))
