@@ -37,8 +37,9 @@ class FusionParams:
     changed when it is exceeded; a colour-aware refinement of DESIGN section 4's luma test); cell: side s
     of the change cells, 1 (per pixel) by default rather than DESIGN's 8: with 8 x 8 cells and their
     3 x 3 dilation every pixel within 24 px of a moving edge counted as changed, so the noise along the
-    edges of people who move passed straight through (bench/quality.py measures it); rho: fraction of changed cells above which the frame is a scene cut; eps: largest
-    |prediction - previous| still called agreement; max_age: L, frames a value may be carried; blend: k,
+    edges of people who move passed straight through (bench/quality.py measures it); rho: fraction of
+    changed cells above which the frame is a scene cut; eps: largest |prediction - previous| still
+    called agreement; max_age: L, frames a value may be carried; blend: k,
     how far a held value moves towards the prediction each frame (0 = hold exactly)."""
 
     tau_y: float = 12.0
