@@ -67,3 +67,12 @@ def union(a, b):
 def whole(n: int, h: int, w: int) -> np.ndarray:
     """Extents covering the whole frame for n planes."""
     return np.tile(np.array([0, h, 0, w], np.int64), (n, 1))
+
+
+def shifted(extents: np.ndarray, shifts: np.ndarray, h: int, w: int) -> np.ndarray:
+    """extents moved by each plane's (dy, dx) and clipped to the frame; one pushed out is empty."""
+    moved = extents + np.repeat(shifts.astype(np.int64), 2, axis=1)
+    out = np.stack([np.clip(moved[:, 0], 0, h), np.clip(moved[:, 1], 0, h),
+                    np.clip(moved[:, 2], 0, w), np.clip(moved[:, 3], 0, w)], axis=1)
+    out[(extents[:, 1] == 0) | (out[:, 0] >= out[:, 1]) | (out[:, 2] >= out[:, 3])] = 0
+    return out

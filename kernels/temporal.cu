@@ -1,6 +1,16 @@
 // Temporal fusion of per-track mattes (DESIGN section 4); the CPU twin is kernels/temporal.py.
 // The change test is per channel in integers, max over B, G, R of |I_t - I_prev| > tau, so CPU and GPU
 // agree exactly. It refines DESIGN section 4's luma test on purpose: luma alone misses isoluminant motion.
+// Motion compensation (see temporal.py): track i reads its previous state and the previous frame of its
+// change test at p - shift_i, so a person who translates is static after compensation.
+
+// max over B, G, R of |frame[p] - prev_frame[q]| for pixel indices p and q.
+__device__ __forceinline__ int largest_change(const unsigned char* frame, const unsigned char* prev_frame,
+                                              long long p, long long q) {
+    int moved = 0;
+    for (int k = 0; k < 3; ++k) moved = max(moved, abs((int)frame[3 * p + k] - (int)prev_frame[3 * q + k]));
+    return moved;
+}
 
 // One thread per s x s cell: cells[c] = 1 where any pixel's largest per-channel change exceeds tau;
 // prev_frame (H, W, 3) becomes this frame; count (zeroed by the caller) receives the number of changed cells.
@@ -16,18 +26,40 @@ extern "C" __global__ void frame_changes(
     unsigned char changed = 0;
     for (int y = y0; y < y1; ++y) {
         for (int x = x0; x < x1; ++x) {
-            long long p = 3 * ((long long)y * w + x);
-            int moved = 0;
-            for (int k = 0; k < 3; ++k) {
-                unsigned char value = frame[p + k];
-                moved = max(moved, abs((int)value - (int)prev_frame[p + k]));
-                prev_frame[p + k] = value;
-            }
-            if ((float)moved > tau) changed = 1;
+            long long p = (long long)y * w + x;
+            if ((float)largest_change(frame, prev_frame, p, p) > tau) changed = 1;
+            for (int k = 0; k < 3; ++k) prev_frame[3 * p + k] = frame[3 * p + k];
         }
     }
     cells[c] = changed;
     if (changed) atomicAdd(count, 1);
+}
+
+// One thread per (track, cell): cells[track, c] = 1 where a pixel of the cell changed against the previous
+// frame at p - shift of the track; a pixel whose source lies outside the frame counts as changed.
+// Run before frame_changes, which overwrites prev_frame.
+extern "C" __global__ void track_changes(
+    const unsigned char* frame, const unsigned char* prev_frame, const int* shifts, unsigned char* cells,
+    int tracks, int h, int w, int s, int cells_h, int cells_w, float tau) {
+    long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long plane = (long long)cells_h * cells_w;
+    if (k >= tracks * plane) return;
+    int track = (int)(k / plane);
+    int c = (int)(k % plane);
+    int dy = shifts[2 * track];
+    int dx = shifts[2 * track + 1];
+    int y0 = (c / cells_w) * s;
+    int x0 = (c % cells_w) * s;
+    unsigned char changed = 0;
+    for (int y = y0; y < min(h, y0 + s) && !changed; ++y) {
+        for (int x = x0; x < min(w, x0 + s) && !changed; ++x) {
+            int sy = y - dy;
+            int sx = x - dx;
+            changed = sy < 0 || sy >= h || sx < 0 || sx >= w
+                      || (float)largest_change(frame, prev_frame, (long long)y * w + x, (long long)sy * w + sx) > tau;
+        }
+    }
+    cells[k] = changed;
 }
 
 // 3x3 max-dilation of the cell map, read at the cell of pixel (y, x).
@@ -58,30 +90,44 @@ __device__ __forceinline__ float saturate(float v, float low, float high) {
 }
 
 // Guarded causal rule, one thread per (track, pixel); matte, age and pend are the state, updated in place.
+// Track i reads its previous state at p - shifts[i] from prev_* (tracks, prev_h, prev_w), a copy of the
+// state whose top-left lies at origins[i] in the frame (0 outside it; the state arrays themselves when
+// every shift is 0), and its change map at cells + i * cells_stride (stride 0: one map shared by every
+// track); a blind track (empty prediction) is static everywhere.
 extern "C" __global__ void fuse_causal(
-    const float* alpha, float* matte, unsigned char* age, unsigned char* pend, const unsigned char* new_track,
-    const unsigned char* cells, const int* count, int tracks, int h, int w, int s, int cells_h, int cells_w,
-    float cut_cells, int force_reset, float eps, int max_age, float blend, float low, float high) {
+    const float* alpha, float* matte, unsigned char* age, unsigned char* pend, const float* prev_matte,
+    const unsigned char* prev_age, const unsigned char* prev_pend, const int* origins, int prev_h, int prev_w,
+    const unsigned char* new_track,
+    const int* shifts, const unsigned char* blind, const unsigned char* cells, long long cells_stride,
+    const int* count, int tracks, int h, int w, int s, int cells_h, int cells_w, float cut_cells, int force_reset,
+    float eps, int max_age, float blend, float low, float high) {
     long long idx;
     int track, y, x;
     if (!track_pixel(tracks, h, w, &idx, &track, &y, &x)) return;
     bool reset = force_reset || (float)count[0] > cut_cells || new_track[track];
+    int sy = y - shifts[2 * track] - origins[2 * track];
+    int sx = x - shifts[2 * track + 1] - origins[2 * track + 1];
+    bool inside = sy >= 0 && sy < prev_h && sx >= 0 && sx < prev_w;
+    long long src = ((long long)track * prev_h + sy) * prev_w + sx;
     float a = alpha[idx];
-    float q = matte[idx];
+    float q = inside ? prev_matte[src] : 0.0f;
+    int held = inside ? prev_age[src] : 0;
+    int waited = inside ? prev_pend[src] : 0;
     float out = a;
     int new_age = 0;
     int new_pend = 0;
     // where nothing is predicted and nothing held there is no state (the CPU twin skips such pixels)
     bool empty = a == 0.0f && q == 0.0f;
-    if (!reset && !empty && !dilated(cells, y, x, s, cells_h, cells_w)) {
+    bool still = blind[track] || !dilated(cells + track * cells_stride, y, x, s, cells_h, cells_w);
+    if (!reset && !empty && still) {
         if (fabsf(a - q) <= eps) {
-            if (age[idx] < max_age) {
+            if (held < max_age) {
                 out = q + blend * (a - q);
-                new_age = age[idx] + 1;
+                new_age = held + 1;
             }
-        } else if (pend[idx] == 0) {
+        } else if (waited == 0) {
             out = q;
-            new_age = age[idx];
+            new_age = held;
             new_pend = 1;
         }
     }

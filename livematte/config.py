@@ -285,6 +285,9 @@ class TemporalConfig(Strict):
     max_age: int = Field(30, ge=0, le=255, description="frames a held value may be carried")
     cell: int = Field(1, ge=1, le=64, description="side of the change cells in pixels (1: per pixel)")
     rho: float = Field(0.5, gt=0, le=1, description="fraction of changed cells that means a scene cut")
+    motion: bool = Field(True, description="causal mode follows each person's translation, so that people who "
+                                           "walk are held like people who stand still")
+    max_shift: int = Field(16, ge=1, le=64, description="largest move per frame and axis (pixels) that motion follows")
     hold_frames: int = Field(1, ge=0, description="frames a vanished person's matte may be held")
 
 

@@ -57,7 +57,8 @@ class FrameProcessor:
         self.stabilizer = Stabilizer(
             Tracker(enter_threshold=t.enter_threshold, exit_threshold=t.exit_threshold, confirm_frames=t.confirm_frames,
                     max_missing=t.max_missing, max_people=t.max_people),
-            TemporalFuser(f.mode, FusionParams(tau_y=f.tau_y, cell=f.cell, rho=f.rho, eps=f.eps, max_age=f.max_age)),
+            TemporalFuser(f.mode, FusionParams(tau_y=f.tau_y, cell=f.cell, rho=f.rho, eps=f.eps, max_age=f.max_age,
+                                               motion=f.motion, max_shift=f.max_shift)),
             hold_frames=f.hold_frames)
         self.compositor = Compositor(cfg.effects)
         self.skipper = InferenceSkipper(cfg.engine.every, cfg.engine.min_change)

@@ -1,9 +1,10 @@
 """Keeps each person's identity and matte stable: tracking, then temporal fusion per track.
 
 A network often loses a person for a single frame. A confirmed person unseen for up to
-`hold_frames` frames is still handed to the fuser, with an empty prediction: where the image did
-not change the fuser holds their last matte for one frame (its one-frame wait), so a dropout does
-not blink; if the absence persists, or the image changed there, the empty prediction is accepted.
+`hold_frames` frames is still handed to the fuser, with an empty prediction: the fuser holds their
+last matte for one frame (its one-frame wait), so a dropout does not blink; with motion compensation
+the held matte moves on with the person's last shift, without it only where the image did not
+change is it held. If the absence persists, the empty prediction is accepted.
 """
 
 from __future__ import annotations

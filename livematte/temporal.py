@@ -5,7 +5,9 @@ device of the mattes it is given) and realigns them only when the set or order o
 
 Modes: "off" passes mattes through; "causal" (default) applies the guarded forward rule with no
 latency; "exact" applies MaGGIe's two-sided rule and so answers one frame late: update() returns
-the previous frame's mattes (None on the first frame) and flush() returns the last one.
+the previous frame's mattes (None on the first frame) and flush() returns the last one. With
+params.motion, causal mode compensates each track's translation (kernels.track_motion) and keeps
+each track's last shift, which a person the network misses for a frame goes on with.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from kernels import FusionParams, frame_changes, fuse_causal, fuse_exact
+from kernels import FusionParams, frame_changes, fuse_causal, fuse_exact, track_motion
 from kernels._arrays import kind_of, native, restore, xp_of
 
 Mode = Literal["off", "causal", "exact"]
@@ -47,6 +49,7 @@ class TemporalFuser:
         self._prev_frame = None
         self._state_ids: list[int] = []
         self._matte = self._age = self._pend = None
+        self._shifts = None  # (N, 2) int32 on the mattes' device: each track's last shift (dy, dx)
         self._extents = np.zeros((0, 4), np.int64)  # where each track's state is non-zero (CPU twins skip the rest)
         self._pending: _Pending | None = None
 
@@ -68,13 +71,9 @@ class TemporalFuser:
         kind = kind_of(mattes)
         frame, alpha = native(frame), native(mattes)
         reset = self._start(frame)
-        cells, count = frame_changes(frame, self._prev_frame, self.params)
         if self.mode == "causal":
-            matte, age, pend, new = self._aligned(ids, alpha)
-            fused = fuse_causal(alpha, matte, age, pend, new, cells, count, self.params, reset, self._host_extents())
-            self._count_cut(fused.scene_cut, reset)
-            self.ids = ids
-            return restore(matte, kind)
+            return restore(self._causal(frame, alpha, ids, reset), kind)
+        cells, count = frame_changes(frame, self._prev_frame, self.params)
         pending, self._pending = self._pending, _Pending(alpha.copy(), ids, cells, count, reset)
         if pending is None:
             return None
@@ -98,14 +97,32 @@ class TemporalFuser:
         self._prev_frame = xp_of(frame).zeros((height, width, 3), np.uint8)
         return True
 
+    def _causal(self, frame, alpha, ids: list[int], reset: bool):
+        """The fused mattes of this frame (the state array itself); the motion is measured first, since
+        its change test needs the previous frame that frame_changes overwrites."""
+        matte, age, pend, new = self._aligned(ids, alpha)
+        extents = self._host_extents()
+        motion = None
+        if self.params.motion:
+            motion = track_motion(alpha, matte, self._shifts, frame, self._prev_frame, self.params, extents)
+        cells, count = frame_changes(frame, self._prev_frame, self.params)
+        fused = fuse_causal(alpha, matte, age, pend, new, cells, count, self.params, reset, extents, motion)
+        if motion is not None:  # a shift across a scene cut is no motion
+            self._shifts = xp_of(alpha).where(fused.scene_cut, 0, motion.shifts).astype(np.int32)
+        self._count_cut(fused.scene_cut, reset)
+        self.ids = ids
+        return matte
+
     def _aligned(self, ids: list[int], like):
-        """State arrays (matte, age, pend) in the order of `ids`, plus the new-track flags."""
+        """State arrays (matte, age, pend) in the order of `ids`, plus the new-track flags; the shifts
+        and extents are realigned with them."""
         xp = xp_of(like)
         if ids == self._state_ids and self._matte is not None and self._matte.shape == like.shape:
             return self._matte, self._age, self._pend, xp.zeros(len(ids), np.uint8)
         matte = xp.zeros(like.shape, np.float32)
         age = xp.zeros(like.shape, np.uint8)
         pend = xp.zeros(like.shape, np.uint8)
+        shifts = xp.zeros((len(ids), 2), np.int32)
         extents = np.zeros((len(ids), 4), np.int64)
         new = np.ones(len(ids), np.uint8)
         slot = {track: j for j, track in enumerate(self._state_ids)}
@@ -113,8 +130,9 @@ class TemporalFuser:
             if track in slot:
                 k = slot[track]
                 matte[j], age[j], pend[j], new[j] = self._matte[k], self._age[k], self._pend[k], 0
-                extents[j] = self._extents[k]
-        self._state_ids, self._matte, self._age, self._pend, self._extents = ids, matte, age, pend, extents
+                shifts[j], extents[j] = self._shifts[k], self._extents[k]
+        self._state_ids, self._matte, self._age, self._pend = ids, matte, age, pend
+        self._shifts, self._extents = shifts, extents
         return matte, age, pend, xp.asarray(new)
 
     def _exact(self, pending: _Pending, alpha_next, next_ids: list[int], cells_bwd, count_bwd):

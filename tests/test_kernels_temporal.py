@@ -1,6 +1,7 @@
 """Temporal fusion twins against the DESIGN section 4 pseudo-code, written out here pixel by pixel,
 and hand-built cases of each rule. The change test is the colour-aware refinement of section 4
-(largest per-channel change instead of the luma change; see kernels/temporal.py)."""
+(largest per-channel change instead of the luma change; see kernels/temporal.py); the reference also
+covers per-track motion compensation (shifted state and change test, blind tracks)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,52 @@ import numpy as np
 import pytest
 import torch
 
-from kernels import FusionParams, frame_changes, fuse_causal, fuse_exact
+from kernels import FusionParams, Motion, frame_changes, fuse_causal, fuse_exact, track_motion
+from kernels._extent import whole
 
 LOW, HIGH = np.float32(1 / 255), np.float32(254 / 255)
 
 
-def ref_cells(frame, prev_frame, p: FusionParams):
-    """(cells, new prev_frame): a pixel changed when max over B, G, R of |frame - prev_frame| > tau_y."""
-    moved = np.abs(frame.astype(np.int64) - prev_frame.astype(np.int64)).max(axis=2) > p.tau_y
+def cells_of(moved, p: FusionParams):
+    """A cell changed when any of its pixels did."""
     h, w = moved.shape
     ch, cw = math.ceil(h / p.cell), math.ceil(w / p.cell)
     cells = np.zeros((ch, cw), np.uint8)
     for cy in range(ch):
         for cx in range(cw):
             cells[cy, cx] = moved[cy * p.cell:(cy + 1) * p.cell, cx * p.cell:(cx + 1) * p.cell].any()
-    return cells, frame.copy()
+    return cells
+
+
+def ref_cells(frame, prev_frame, p: FusionParams):
+    """(cells, new prev_frame): a pixel changed when max over B, G, R of |frame - prev_frame| > tau_y."""
+    moved = np.abs(frame.astype(np.int64) - prev_frame.astype(np.int64)).max(axis=2) > p.tau_y
+    return cells_of(moved, p), frame.copy()
+
+
+def ref_track_cells(frame, prev_frame, shifts, p: FusionParams):
+    """Per track: a pixel changed when its source p - shift lies outside the frame or max over B, G, R of
+    |frame(p) - prev_frame(p - shift)| > tau_y."""
+    h, w, _ = frame.shape
+    maps = []
+    for dy, dx in shifts:
+        moved = np.ones((h, w), bool)
+        for y, x in np.ndindex(h, w):
+            if 0 <= y - dy < h and 0 <= x - dx < w:
+                moved[y, x] = np.abs(frame[y, x].astype(int) - prev_frame[y - dy, x - dx].astype(int)).max() > p.tau_y
+        maps.append(cells_of(moved, p))
+    return np.stack(maps)
+
+
+def ref_shift(now, before, max_shift):
+    """(dy, dx): per axis the d minimising the L1 distance of the profiles of now and before moved by d,
+    the first of 0, 1, -1, 2, -2, ... among equal costs."""
+    def best(a, b):
+        def cost(d):
+            return sum(abs(a[x] - (b[x - d] if 0 <= x - d < len(b) else 0)) for x in range(len(a)))
+        candidates = sorted(range(-max_shift, max_shift + 1), key=lambda d: (abs(d), -d))
+        return min(candidates, key=cost)
+    return best(now.sum(1), before.sum(1)), best(now.sum(0), before.sum(0))
 
 
 def bt601(bgr):
@@ -41,26 +73,34 @@ def clamp(v):
     return 0.0 if v <= LOW else 1.0 if v >= HIGH else v
 
 
-def ref_causal(alpha, matte, age, pend, new, cells, p: FusionParams, reset):
+def ref_causal(alpha, matte, age, pend, new, cells, p: FusionParams, reset, motion=None):
     """DESIGN section 4, one pixel at a time (pend cleared on agreement, no state where prediction and matte
-    are both 0); returns new (matte, age, pend)."""
-    matte, age, pend = matte.copy(), age.copy(), pend.copy()
+    are both 0); returns new (matte, age, pend). motion: (shifts, blind, per-track cells): track i reads its
+    previous state at p - shifts[i] (0 outside the frame) and tests change on its own cells; a blind track
+    is static everywhere; the scene cut stays on the shared cells."""
+    n, h, w = alpha.shape
+    shifts, blind, track_cells = motion or (np.zeros((n, 2), int), np.zeros(n, bool), [cells] * n)
+    out_matte, out_age, out_pend = np.empty_like(matte), np.empty_like(age), np.empty_like(pend)
     cut = cells.mean() > p.rho
     for i, y, x in np.ndindex(alpha.shape):
-        a, q = alpha[i, y, x], matte[i, y, x]
-        if new[i] or reset or cut or ref_delta(cells, y, x, p.cell) or (a == 0 and q == 0):
-            out, age[i, y, x], pend[i, y, x] = a, 0, 0
+        sy, sx = y - shifts[i][0], x - shifts[i][1]
+        inside = 0 <= sy < h and 0 <= sx < w
+        a = alpha[i, y, x]
+        q, held, waited = (matte[i, sy, sx], age[i, sy, sx], pend[i, sy, sx]) if inside else (np.float32(0), 0, 0)
+        changed = not blind[i] and ref_delta(track_cells[i], y, x, p.cell)
+        if new[i] or reset or cut or changed or (a == 0 and q == 0):
+            out, age_out, pend_out = a, 0, 0
         elif abs(a - q) <= np.float32(p.eps):
-            if age[i, y, x] < p.max_age:
-                out, age[i, y, x], pend[i, y, x] = q + np.float32(p.blend) * (a - q), age[i, y, x] + 1, 0
+            if held < p.max_age:
+                out, age_out, pend_out = q + np.float32(p.blend) * (a - q), held + 1, 0
             else:
-                out, age[i, y, x], pend[i, y, x] = a, 0, 0
-        elif pend[i, y, x] == 0:
-            out, pend[i, y, x] = q, 1
+                out, age_out, pend_out = a, 0, 0
+        elif waited == 0:
+            out, age_out, pend_out = q, held, 1
         else:
-            out, age[i, y, x], pend[i, y, x] = a, 0, 0
-        matte[i, y, x] = clamp(out)
-    return matte, age, pend
+            out, age_out, pend_out = a, 0, 0
+        out_matte[i, y, x], out_age[i, y, x], out_pend[i, y, x] = clamp(out), age_out, pend_out
+    return out_matte, out_age, out_pend
 
 
 class Stream:
@@ -115,25 +155,32 @@ def test_isoluminant_colour_change_is_detected():
     np.testing.assert_array_equal(stream.prev, moved)
 
 
-@pytest.mark.parametrize("blend", [0.0, 0.25])
-def test_causal_matches_reference_over_a_sequence(blend):
-    rng = np.random.default_rng(1)
-    p = FusionParams(tau_y=12, cell=4, rho=0.6, eps=0.1, max_age=3, blend=blend)
-    h, w, n = 19, 23, 3
-    stream = Stream(n, h, w, p)
-    matte, age, pend = stream.matte.copy(), stream.age.copy(), stream.pend.copy()
+def flickering_sequence(n, h, w, frames=10, seed=1):
+    """(frame, alpha, new): top rows of the frame change (all of it on frame 7: a scene cut), predictions
+    flicker at random pixels (row 0 holds values at the saturation limits), random tracks are new."""
+    rng = np.random.default_rng(seed)
     frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     alpha = rng.random((n, h, w), dtype=np.float32)
-    oldest = 0
-    for t in range(10):
+    for t in range(frames):
         changed = frame.copy()
         changed[: 4 * (t % 3)] = rng.integers(0, 256, changed[: 4 * (t % 3)].shape)
         if t == 7:
             changed = rng.integers(0, 256, changed.shape, dtype=np.uint8)
-        cells = ref_cells(changed, stream.prev, p)[0]
         alpha = np.where(rng.random(alpha.shape) < 0.1, rng.random(alpha.shape), alpha).astype(np.float32)
         alpha[:, 0, :5] = [0.002, 0.9975, 0.5, 1.0, 0.0]
-        new = (rng.random(n) < 0.2).astype(np.uint8)
+        yield changed, alpha.copy(), (rng.random(n) < 0.2).astype(np.uint8)
+        frame = changed
+
+
+@pytest.mark.parametrize("blend", [0.0, 0.25])
+def test_causal_matches_reference_over_a_sequence(blend):
+    p = FusionParams(tau_y=12, cell=4, rho=0.6, eps=0.1, max_age=3, blend=blend)
+    h, w, n = 19, 23, 3
+    stream = Stream(n, h, w, p)
+    matte, age, pend = stream.matte.copy(), stream.age.copy(), stream.pend.copy()
+    oldest = 0
+    for t, (changed, alpha, new) in enumerate(flickering_sequence(n, h, w)):
+        cells = ref_cells(changed, stream.prev, p)[0]
         matte, age, pend = ref_causal(alpha, matte, age, pend, new, cells, p, reset=t == 0)
         fused, cut = stream.step(changed, alpha, new, reset=t == 0)
         assert cut == (t == 0 or cells.mean() > p.rho)
@@ -141,8 +188,130 @@ def test_causal_matches_reference_over_a_sequence(blend):
         np.testing.assert_array_equal(stream.age, age)
         np.testing.assert_array_equal(stream.pend, pend)
         oldest = max(oldest, int(stream.age.max()))
-        frame = changed
     assert oldest == p.max_age, "the sequence must exercise the age limit"
+
+
+@pytest.mark.parametrize("blend", [0.0, 0.25])
+def test_zero_shifts_are_the_uncompensated_rule_bit_for_bit(blend):
+    p = FusionParams(tau_y=12, cell=4, rho=0.6, eps=0.1, max_age=3, blend=blend)
+    h, w, n = 19, 23, 3
+    plain, compensated = Stream(n, h, w, p), Stream(n, h, w, p)
+    for t, (frame, alpha, new) in enumerate(flickering_sequence(n, h, w)):
+        cells, count = frame_changes(frame, plain.prev, p)
+        frame_changes(frame, compensated.prev, p)
+        fuse_causal(alpha, plain.matte, plain.age, plain.pend, new, cells, count, p, t == 0)
+        still = Motion(np.zeros((n, 2), np.int32), np.zeros(n, np.uint8), np.repeat(cells[None], n, axis=0),
+                       whole(n, h, w))
+        fuse_causal(alpha, compensated.matte, compensated.age, compensated.pend, new, cells, count, p, t == 0, None,
+                    still)
+        for name in ("matte", "age", "pend"):
+            np.testing.assert_array_equal(getattr(compensated, name), getattr(plain, name))
+
+
+def test_shift_estimate_matches_reference():
+    """Mattes in eighths: the profile sums are exact, so equal costs are equal on both sides."""
+    rng = np.random.default_rng(3)
+    n, h, w = 7, 9, 11
+    p = FusionParams(max_shift=3)
+    alpha = (rng.integers(0, 9, (n, h, w)) * (rng.random((n, h, w)) < 0.3) / 8).astype(np.float32)
+    matte = (rng.integers(0, 9, (n, h, w)) * (rng.random((n, h, w)) < 0.3) / 8).astype(np.float32)
+    matte[0] = np.roll(alpha[0], (-1, 2), axis=(0, 1))
+    matte[1] = alpha[1]
+    alpha[2], matte[2] = 0, 0
+    alpha[2, 4, [4, 6]], matte[2, 4, 5] = 0.5, 1.0  # dx = 1 and -1 cost the same: the positive one wins
+    matte[5] = 0  # no previous matte: no evidence
+    alpha[6] = 0  # an empty prediction: no evidence, blind
+    last = rng.integers(-3, 4, (n, 2)).astype(np.int32)
+    frame = np.zeros((h, w, 3), np.uint8)
+    motion = track_motion(alpha, matte, last, frame, frame.copy(), p)
+    assert motion.shifts.dtype == np.int32 and motion.blind.dtype == np.uint8
+    for i in range(5):
+        assert tuple(motion.shifts[i]) == ref_shift(alpha[i], matte[i], p.max_shift)
+    assert tuple(motion.shifts[0]) == (1, -2) and tuple(motion.shifts[1]) == (0, 0) and tuple(motion.shifts[2]) == (0, 1)
+    np.testing.assert_array_equal(motion.shifts[5:], last[5:])
+    assert motion.blind.tolist() == [0, 0, 0, 0, 0, 0, 1]
+
+
+def soft_ellipse(h, w, cy, cx, ry, rx):
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.clip((1 - np.sqrt(((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2)) * 6, 0, 1).astype(np.float32)
+
+
+def test_shift_of_a_translated_noisy_matte():
+    rng = np.random.default_rng(2)
+    h, w = 72, 96
+    moves = [(3, -5), (-7, 2)]
+    people = [(30, 30, 20, 10), (40, 65, 18, 12)]
+    before = np.stack([soft_ellipse(h, w, *person) for person in people])
+    now = np.stack([soft_ellipse(h, w, cy + dy, cx + dx, ry, rx) for (cy, cx, ry, rx), (dy, dx) in zip(people, moves)])
+    edges = (now > 0) & (now < 1)
+    now = np.clip(now + edges * rng.normal(0, 0.05, now.shape), 0, 1).astype(np.float32)
+    now[0, 50:55, 38:43] = 1  # a pop beside the first person
+    frame = np.zeros((h, w, 3), np.uint8)
+    motion = track_motion(now, before, np.zeros((2, 2), np.int32), frame, frame.copy(), FusionParams())
+    assert motion.shifts.tolist() == [list(m) for m in moves] and motion.blind.tolist() == [0, 0]
+
+
+def moving_figures(frames=9, h=24, w=30, seed=7):
+    """(frame, alpha): textured figures on a textured wall, each with its own velocity (one walks out of
+    the frame), mattes in eighths; track 1 is missed on frame 5 and track 0 has a hole on frame 6."""
+    rng = np.random.default_rng(seed)
+    wall = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    skins = rng.integers(0, 256, (3, 9, 8, 3), dtype=np.uint8)
+    starts, steps = [(2, 2), (13, 18), (7, 12)], [(1, 2), (-1, -2), (0, 3)]
+    for t in range(frames):
+        frame, alpha = wall.copy(), np.zeros((3, h, w), np.float32)
+        for i, ((y0, x0), (dy, dx)) in enumerate(zip(starts, steps)):
+            y, x = y0 + dy * t, x0 + dx * t
+            (top, bottom), (left, right) = np.clip([y, y + 9], 0, h), np.clip([x, x + 8], 0, w)
+            box = slice(top, bottom), slice(left, right)
+            frame[box] = skins[i][top - y:bottom - y, left - x:right - x]
+            alpha[i][box] = rng.choice([0.875, 1.0], alpha[i][box].shape)
+        if t == 5:
+            alpha[1] = 0
+        if t == 6:
+            alpha[0, 10:13, 15:18] = 0
+        yield frame, alpha
+
+
+@pytest.mark.parametrize("cell, tracked", [(1, True), (2, True), (1, False)])
+def test_compensated_causal_matches_reference(cell, tracked):
+    """track_motion + fuse_causal against the reference with the estimated shifts, with and without state
+    extents (whose windows must follow the motion)."""
+    p = FusionParams(tau_y=12, cell=cell, rho=0.6, eps=0.1, max_age=3, max_shift=4)
+    sequence = list(moving_figures())
+    n, h, w = sequence[0][1].shape
+    stream = Stream(n, h, w, p)
+    shifts = np.zeros((n, 2), np.int32)
+    extents = np.zeros((n, 4), np.int64) if tracked else None
+    new = np.zeros(n, np.uint8)
+    seen_shifts, seen_blind, seen_pend, oldest = set(), 0, 0, 0
+    for t, (frame, alpha) in enumerate(sequence):
+        before = stream.prev.copy()
+        motion = track_motion(alpha, stream.matte, shifts, frame, stream.prev, p, extents)
+        np.testing.assert_array_equal(stream.prev, before)
+        expected_cells = ref_track_cells(frame, before, motion.shifts, p)
+        for i, (y0, y1, x0, x1) in enumerate(motion.windows):  # where the twin reads its cells
+            if y1:
+                near = i, slice(max(0, y0 // cell - 1), (y1 - 1) // cell + 2), slice(max(0, x0 // cell - 1), (x1 - 1) // cell + 2)
+                np.testing.assert_array_equal(motion.cells[near], expected_cells[near])
+        cells, count = frame_changes(frame, stream.prev, p)
+        expected = ref_causal(alpha, stream.matte, stream.age, stream.pend, new, cells, p, t == 0,
+                              (motion.shifts, motion.blind, expected_cells))
+        fuse_causal(alpha, stream.matte, stream.age, stream.pend, new, cells, count, p, t == 0, extents, motion)
+        for got, want in zip((stream.matte, stream.age, stream.pend), expected):
+            np.testing.assert_array_equal(got, want)
+        if tracked:
+            for i, (y0, y1, x0, x1) in enumerate(extents):
+                inside = np.zeros((h, w), bool)
+                inside[y0:y1, x0:x1] = True
+                assert not (stream.matte[i][~inside].any() or stream.age[i][~inside].any()), "state outside its extent"
+        shifts = motion.shifts
+        seen_shifts |= {tuple(np.sign(s)) for s in shifts.tolist()}
+        seen_blind += int(motion.blind.sum())
+        seen_pend += int(stream.pend.sum())
+        oldest = max(oldest, int(stream.age.max()))
+    assert {(1, 1), (-1, -1), (0, 1)} <= seen_shifts and seen_blind > 0 and seen_pend > 0 and oldest == p.max_age
 
 
 def still_frame():
@@ -354,3 +523,5 @@ def test_errors_name_the_fix():
                     np.zeros(1, np.int32), p)
     with pytest.raises(ValueError, match="max_age"):
         FusionParams(max_age=300)
+    with pytest.raises(ValueError, match="max_shift"):
+        FusionParams(max_shift=0)

@@ -106,3 +106,42 @@ def test_torch_in_torch_out():
     fuser.update(torch.from_numpy(still_frame()), torch.from_numpy(mattes(0.5)), [1])
     out = fuser.update(torch.from_numpy(still_frame()), torch.from_numpy(mattes(0.9)), [1])
     assert isinstance(out, torch.Tensor) and torch.allclose(out, torch.tensor(0.5))
+
+
+def walker(t):
+    """Frame t of a textured person translating by (2, 3) per frame across a textured wall, and their matte."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    body = rng.integers(0, 256, (10, 8, 3), dtype=np.uint8)
+    y, x = 3 + 2 * t, 2 + 3 * t
+    frame[y:y + 10, x:x + 8] = body
+    matte = np.zeros((1, H, W), np.float32)
+    matte[0, y:y + 10, x:x + 8] = 1
+    return frame, matte
+
+
+def walked(motion, *predictions):
+    """The fused mattes of frames 3, 4, ... of the walker, given their predictions after three exact ones."""
+    fuser = TemporalFuser("causal", FusionParams(motion=motion))
+    for t in range(3):
+        fuser.update(*walker(t), [1])
+    return [fuser.update(walker(t)[0], prediction, [1]).copy() for t, prediction in enumerate(predictions, 3)]
+
+
+def test_one_frame_pop_on_a_walking_person_is_held_with_motion_compensation():
+    truth = walker(3)[1]
+    popped = truth.copy()
+    popped[0, 12:15, 13:16] = 0  # a hole inside the body
+    hole = (popped == 0) & (truth == 1)
+    [compensated], [plain] = walked(True, popped), walked(False, popped)
+    assert np.array_equal(compensated, truth), "after compensation the person is static: the pop is held off"
+    assert not plain[hole].any(), "uncompensated, the moving texture counts as a change: the pop passes"
+
+
+def test_a_walking_person_missed_for_a_frame_is_held_where_they_walked_to():
+    truth, empty = walker(3)[1], np.zeros((1, H, W), np.float32)
+    held, gone = walked(True, empty, empty)
+    assert np.array_equal(held, truth), "held for one frame, moved on by the person's last shift"
+    assert not gone.any(), "an absence that persists is accepted"
+    [plain] = walked(False, empty)
+    assert plain[truth > 0].mean() < 0.5, "uncompensated, most of the moving person blinks"
