@@ -47,7 +47,7 @@ from pipelines.report import write_report
 
 WIDTH, HEIGHT, PEOPLE, FPS, LOOP = 640, 360, 2, 30, 60
 WARMUP_S = 3
-POLICIES = ("ACTIVE", "PASSIVE")  # libgomp's default, and what `livematte serve` sets (pipelines.webrtc.quiet_openmp)
+POLICIES = ("ACTIVE", "PASSIVE")  # libgomp's default, and what livematte sets (livematte/__init__.py)
 SETTINGS = ["engine.kind=keying", "engine.keying.mode=chroma", "effects.background.kind=blur",
             "serve.stats_interval_s=1"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from aiohttp import web
 
@@ -25,18 +24,7 @@ def servable(cfg: Config) -> Config:
     return cfg
 
 
-def quiet_openmp() -> None:
-    """Let numba's OpenMP threads sleep between kernels instead of spinning (libgomp's default).
-
-    A server keeps other threads busy between frames (decoding and encoding video, answering pages);
-    spinning threads starve them on a few cores: one peer got 10-22 fps instead of 30 here
-    (bench/webrtc_cpu.py compares both). Takes effect only before the first kernel runs.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def serve(cfg: Config) -> None:
-    quiet_openmp()
     cfg = servable(cfg)
     logging.getLogger("aioice").setLevel(logging.WARNING)  # every ICE candidate pair at INFO drowns the peers' lines
     engines = PeerEngines(cfg.engine)
