@@ -3,9 +3,10 @@
     .venv/bin/python bench/model_cpu.py [--repeats 5] [--out bench/results]
 
 Random weights (the official checkpoint is not shipped; the compute does not depend on the values).
-1. The network alone, batch 1, at 640x640 and 640x352 (W x H, the 16:9 input): fp32 with
-   channels_last on and off, and bf16 autocast (not the official function to 1e-5; for reference):
-   median and p95 of --repeats runs after a warm-up.
+1. The network alone, batch 1, at 640x640 and 640x352 (W x H, the 16:9 input): fp32 as the engine
+   runs it (NNPACK's Winograd/FFT for the 3x3 and 5x5 convolutions, NCHW), fp32 with oneDNN only
+   (channels_last, the previous default), and bf16 autocast (not the official function to 1e-5; for
+   reference): median and p95 of --repeats runs after a warm-up.
 2. The whole engine (pre-process, network, post-process) at 640x640 on ../shared/media/group1.jpg,
    group2.jpg and crops of them with fewer people (approximate counts, judged by eye): the cost must
    not grow with the number of people.
@@ -22,12 +23,14 @@ import platform
 import statistics
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 import cv2
 import numpy as np
 import torch
 
 from livematte.engine.torch_engine import TorchEngine
+from livematte.model import conv
 from livematte.model.e2ehim import E2EHIM
 from pipelines.report import cpu_model, write_report
 
@@ -63,17 +66,20 @@ def time_calls(call, repeats: int) -> list[float]:
 
 
 def network(model: E2EHIM, repeats: int) -> list[dict]:
-    """fp32 with channels_last on and off, then bf16 autocast (the engine's bf16 option) for reference."""
-    rows = []
+    """fp32 as the engine runs it on a CPU (NNPACK, NCHW), fp32 with oneDNN only (the convolutions torch
+    picks by itself, channels_last), and bf16 autocast (the engine's bf16 option) for reference."""
+    rows, nnpack = [], conv.nnpack_ready()
     for name, (h, w) in SIZES.items():
-        for precision, channels_last in (("fp32", True), ("fp32", False), ("bf16", True)):
+        for precision, convolutions, channels_last in (("fp32", "nnpack", False), ("fp32", "onednn", True),
+                                                       ("bf16", "onednn", True)):
             layout = torch.channels_last if channels_last else torch.contiguous_format
             model.to(memory_format=layout)
             image = torch.randn(1, 3, h, w).contiguous(memory_format=layout)
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            with (torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"),
+                  patch.object(conv, "nnpack_ready", lambda: nnpack and convolutions == "nnpack")):
                 times = time_calls(lambda: model(image), repeats)
-            rows.append({"size": name, "precision": precision, "channels_last": channels_last,
-                         "load_after": os.getloadavg()[0], **summary(times)})
+            rows.append({"size": name, "precision": precision, "convolutions": convolutions,
+                         "channels_last": channels_last, "load_after": os.getloadavg()[0], **summary(times)})
             print(rows[-1], flush=True)
     return rows
 
@@ -108,7 +114,7 @@ def main() -> None:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "device": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                    "torch": torch.__version__, "python": platform.python_version()},
-        "batch": 1, "weights": "random", "engine_precision": "fp32, channels_last",
+        "batch": 1, "weights": "random", "engine_precision": "fp32, NNPACK for 3x3/5x5, NCHW",
         "load_average_before": load_before,
         "network": network(model, args.repeats),
         "people_engine_640x640": people(model, args.repeats),

@@ -75,16 +75,18 @@ class CapturedForward:
 
 
 class TorchEngine(NetworkEngine):
-    """E2E-HIM with torch: fp16 autocast on CUDA, channels_last, inference_mode, warm-up.
+    """E2E-HIM with torch: fp16 autocast on CUDA, inference_mode, warm-up.
 
     weights: see build_model. input_size: see NetworkEngine.
+    channels_last: None chooses: NCHW for fp32 on the CPU, whose large convolutions NNPACK computes
+    and which takes NCHW only (livematte/model/conv.py), channels_last everywhere else.
     bf16: bfloat16 autocast on CPU, about twice as fast on CPUs with native bf16 (AVX512-BF16, AMX)
     but no longer the official function to 1e-5 (alpha within about 1e-2); off by default.
     cuda_graphs: on CUDA, record the forward once per batch size as a CUDA graph and replay it.
     """
 
     def __init__(self, weights: Weights, device: str = "cpu", input_size: tuple[int, int] | None = None,
-                 fp16: bool = True, channels_last: bool = True,
+                 fp16: bool = True, channels_last: bool | None = None,
                  postprocess_config: PostprocessConfig = PostprocessConfig(), warmup: bool = True,
                  bf16: bool = False, cuda_graphs: bool = False) -> None:
         device_ = torch.device(device)
@@ -92,12 +94,14 @@ class TorchEngine(NetworkEngine):
             raise RuntimeError("device 'cuda' requested but torch sees no CUDA device; use device='cpu'")
         if cuda_graphs and device_.type != "cuda":
             raise ValueError("cuda_graphs needs device='cuda'; CUDA graphs do not exist on the CPU")
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if device_.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN time its algorithms once
-        self.model = build_model(weights).to(device_).eval().to(memory_format=memory_format)
         self.autocast_dtype = (torch.float16 if fp16 and device_.type == "cuda"
                                else torch.bfloat16 if bf16 and device_.type == "cpu" else None)
+        if channels_last is None:
+            channels_last = device_.type != "cpu" or self.autocast_dtype is not None
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = build_model(weights).to(device_).eval().to(memory_format=memory_format)
         self.warmup = warmup
         self.cuda_graphs = cuda_graphs
         self._graphs: dict[tuple[int, ...], CapturedForward] = {}

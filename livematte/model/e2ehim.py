@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from livematte.model.conv import (Conv2d, UpsampledInputConv, grouped_conv, phase_kernels, upsample_taps,
+                                  upsampled_conv)
 from livematte.model.layers import (ConvNormAct, ConvResStage, Mlp, PositionAttention, dynamic_conv, leaky,
                                     relu, upsample)
 from livematte.model.swin import SwinTiny
@@ -222,27 +224,38 @@ class TrimapHead(nn.Module):
 
 
 class Refiner(nn.Module):
-    """/8 matting features -> 128-channel features at full resolution (before the alpha head)."""
+    """/8 matting features -> 128-channel features at /2; the alpha head upsamples them to full size.
+
+    Each stage's entry convolution reads an upsampled map beside finer features; it is an
+    UpsampledInputConv, which builds neither the upsampled map nor the concatenation.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self.stage4 = ConvResStage(512 + 96 + 128, 256, 3, 32, leaky(), 64, 3)
-        self.stage2 = nn.Sequential(ConvNormAct(256 + 64, 128, 3, 32, leaky()), ConvNormAct(128, 128, 3, 32, leaky()))
+        self.stage4 = ConvResStage(512 + 96 + 128, 256, 3, 32, leaky(), 64, 3, conv=UpsampledInputConv)
+        self.stage2 = nn.Sequential(ConvNormAct(256 + 64, 128, 3, 32, leaky(), conv=UpsampledInputConv),
+                                    ConvNormAct(128, 128, 3, 32, leaky()))
 
     def forward(self, t8: Tensor, x4: Tensor, x4a: Tensor, x2: Tensor) -> Tensor:
-        r4 = upsample(self.stage4(torch.cat([upsample(t8, 2), x4, x4a], dim=1)), 2)
-        return upsample(self.stage2(torch.cat([r4, x2], dim=1)), 2)
+        r4 = self.stage4.blocks(entry_of_upsampled(self.stage4.entry, t8, torch.cat([x4, x4a], dim=1)))
+        return self.stage2[1](entry_of_upsampled(self.stage2[0], r4, x2))
+
+
+def entry_of_upsampled(unit: ConvNormAct, low: Tensor, rest: Tensor) -> Tensor:
+    """unit(cat[up2(low), rest]) for a unit whose convolution is an UpsampledInputConv."""
+    return unit.act(unit.norm(unit.conv(low, rest)))
 
 
 class AlphaHead(nn.Module):
-    """alpha = clamp(dyn(conv2(conv1(cat[features, image])), alpha kernel), 0, 1), computed cheaply.
+    """alpha = clamp(dyn(conv2(conv1(cat[up2(features), image])), alpha kernel), 0, 1), computed cheaply.
 
     conv1 (3x3, 131 -> 96) and conv2 (3x3, 96 -> 64) have no nonlinearity (the official code's
     LeakyReLU(True) has negative slope 1, an identity), so with each query's 1x1 kernel they form one
-    linear map: a 5x5 convolution 131 -> Q per image, built from the weights on every call. It takes
-    about half the time of the two convolutions and never materialises their full-resolution maps. Only
-    the outer one-pixel ring differs (conv2 zero-pads conv1's output, the composite cannot), so that
-    ring is computed the two-step way on thin strips.
+    linear map: a 5x5 convolution 131 -> Q per image, built from the weights on every call. Its part
+    on the upsampled features runs at their /2 size (conv.upsampled_conv); only the image's 3 channels
+    are convolved at full size. Neither the upsampled features nor the two convolutions' maps are
+    ever materialised. Only the outer one-pixel ring differs (conv2 zero-pads conv1's output, the
+    composite cannot), so that ring is computed the two-step way on thin strips.
 
     The composite is a per-image (grouped) convolution, whose group count is the batch size; an
     export with a dynamic batch needs `fused=False`: the literal two convolutions and a matmul.
@@ -251,29 +264,28 @@ class AlphaHead(nn.Module):
     def __init__(self, fused: bool = True) -> None:
         super().__init__()
         self.fused = fused
-        self.conv1 = nn.Conv2d(128 + 3, 96, 3, padding=1)
-        self.conv2 = nn.Conv2d(96, ALPHA_FEATURES, 3, padding=1)
+        self.conv1 = Conv2d(128 + 3, 96, 3, padding=1)
+        self.conv2 = Conv2d(96, ALPHA_FEATURES, 3, padding=1)
+        self.register_buffer("taps", upsample_taps(5), persistent=False)
 
     def forward(self, features: Tensor, image: Tensor, kernel: Tensor, bias: Tensor) -> Tensor:
-        """features (B, 128, H, W), image (B, 3, H, W), kernel (B, Q, 64), bias (B, Q) -> (B, Q, H, W)."""
+        """features (B, 128, H/2, W/2), image (B, 3, H, W), kernel (B, Q, 64), bias (B, Q) -> (B, Q, H, W)."""
         if not self.fused:
-            alpha_features = self.conv2(self.conv1(torch.cat([features, image], dim=1)))
+            alpha_features = self.conv2(self.conv1(torch.cat([upsample(features, 2), image], dim=1)))
             return dynamic_conv(alpha_features, kernel, bias).clamp(0, 1)
-        q = kernel.shape[1]
-        # queries padded to a multiple of 32 output channels: oneDNN runs those several times faster
-        padded = -(-q // 32) * 32
-        k2 = F.pad(torch.einsum("bqm,mnij->bqnij", kernel, self.conv2.weight), (0, 0, 0, 0, 0, 0, 0, padded - q))
-        b2 = F.pad(torch.matmul(kernel, self.conv2.bias) + bias, (0, padded - q))
+        k2 = torch.einsum("bqm,mnij->bqnij", kernel, self.conv2.weight)
+        b2 = torch.matmul(kernel, self.conv2.bias) + bias
         composite, composite_bias = self._compose(k2, b2)
         split = features.shape[1]
-        alpha = grouped_conv(features, composite[:, :, :split], 2)
+        on_features = composite[:, :, :split]
+        alpha = upsampled_conv(features, on_features, phase_kernels(on_features, self.taps))
         alpha += grouped_conv(image, composite[:, :, split:], 2, composite_bias)
         top, bottom, left, right = self._ring(features, image, k2, b2)
         alpha[:, :, :, :1] = left
         alpha[:, :, :, -1:] = right
         alpha[:, :, :1] = top
         alpha[:, :, -1:] = bottom
-        return alpha[:, :q].clamp_(0, 1)
+        return alpha.clamp_(0, 1)
 
     def _compose(self, k2: Tensor, b2: Tensor) -> tuple[Tensor, Tensor]:
         """(conv1 then k2) as one 5x5 kernel (B, Q, 131, 5, 5) and its interior bias (B, Q)."""
@@ -284,30 +296,19 @@ class AlphaHead(nn.Module):
     def _ring(self, features: Tensor, image: Tensor, k2: Tensor, b2: Tensor) -> tuple[Tensor, ...]:
         """Exact border outputs, computed the two-step way: top, bottom rows; left, right columns.
 
-        The first and last three rows (columns) are stacked into one 6-row (6-column) strip: the
-        outputs kept (its first and last) never see across the seam.
+        The first and last three rows (columns) of cat[up2(features), image], up2 taken from two rows
+        (columns) of the features at each end, are stacked into one 6-row (6-column) strip: the outputs
+        kept (its first and last) never see across the seam.
         """
         def two_step(dim: int) -> Tensor:
-            edges = [torch.cat([x.narrow(dim, 0, 3), x.narrow(dim, x.shape[dim] - 3, 3)], dim=dim)
-                     for x in (features, image)]
-            return grouped_conv(self.conv1(torch.cat(edges, dim=1)), k2, 1, b2)
+            first = upsample(features.narrow(dim, 0, 2), 2).narrow(dim, 0, 3)
+            last = upsample(features.narrow(dim, features.shape[dim] - 2, 2), 2).narrow(dim, 1, 3)
+            ends = [torch.cat([f, image.narrow(dim, start, 3)], dim=1)
+                    for f, start in ((first, 0), (last, image.shape[dim] - 3))]
+            return grouped_conv(self.conv1(torch.cat(ends, dim=dim)), k2, 1, b2)
 
         rows, cols = two_step(2), two_step(3)
         return rows[:, :, :1], rows[:, :, -1:], cols[..., :1], cols[..., -1:]
-
-
-def grouped_conv(x: Tensor, weight: Tensor, padding: int, bias: Tensor | None = None) -> Tensor:
-    """Per-image convolution: x (B, C, H, W) with weight (B, O, C, k, k), bias (B, O) -> (B, O, H, W).
-
-    The weight takes the input's memory format; a mismatch makes oneDNN convert the whole input.
-    """
-    b, o = weight.shape[:2]
-    flat = x.reshape(1, -1, *x.shape[2:])
-    layout = torch.channels_last if flat.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-    weight = weight.reshape(b * o, *weight.shape[2:]).contiguous(memory_format=layout)
-    flat_bias = None if bias is None else bias.reshape(-1)
-    out = F.conv2d(flat, weight, flat_bias, padding=padding, groups=b)
-    return out.reshape(b, o, *out.shape[2:])
 
 
 class E2EHIM(nn.Module):

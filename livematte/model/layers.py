@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from livematte.model.conv import Conv2d
+
 
 def relu() -> nn.Module:
     return nn.ReLU(inplace=True)
@@ -27,12 +29,14 @@ def residual_groups(channels: int) -> int:
 
 
 class ConvNormAct(nn.Sequential):
-    """Conv (padding k//2, bias) -> GroupNorm(groups) -> activation (omitted when act is None)."""
+    """Conv (padding k//2, bias) -> GroupNorm(groups) -> activation (omitted when act is None).
+
+    conv: the convolution's class (conv.Conv2d, or conv.UpsampledInputConv, which a caller runs itself)."""
 
     def __init__(self, cin: int, cout: int, kernel: int, groups: int, act: nn.Module | None,
-                 stride: int = 1) -> None:
+                 stride: int = 1, conv: type[Conv2d] = Conv2d) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2)
+        self.conv = conv(cin, cout, kernel, stride, kernel // 2)
         self.norm = nn.GroupNorm(groups, cout)
         if act is not None:
             self.act = act
@@ -57,9 +61,9 @@ class ConvResStage(nn.Sequential):
     """ConvNormAct entry followed by `blocks` residual blocks at the entry's width."""
 
     def __init__(self, cin: int, cout: int, kernel: int, groups: int, act: nn.Module, bottleneck: int,
-                 blocks: int) -> None:
+                 blocks: int, conv: type[Conv2d] = Conv2d) -> None:
         super().__init__()
-        self.entry = ConvNormAct(cin, cout, kernel, groups, act)
+        self.entry = ConvNormAct(cin, cout, kernel, groups, act, conv=conv)
         self.blocks = nn.Sequential(*(ResBlock(cout, bottleneck) for _ in range(blocks)))
 
 

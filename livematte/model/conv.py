@@ -1,0 +1,183 @@
+"""Convolutions: NNPACK's fast path on the CPU, per-image weights, and convolutions of upsampled maps.
+
+oneDNN computes 3x3 and 5x5 convolutions directly. NNPACK, built into torch's CPU wheels, computes
+them through Winograd F(6x6, 3x3) and FFT tiles: 2-3x faster on the large convolutions of the
+refiner and the alpha head, with errors at the level of fp32 rounding (whole network against float64:
+the same 1e-5 as oneDNN). It serves only what it does well: fp32 CPU inference on NCHW tensors,
+stride 1, one group, one image at a time (its batched path is several times slower than a loop).
+Training, autocast, export and CUDA keep torch's usual convolution.
+
+`upsampled_conv` convolves up2(x) without building it: bilinear x2 upsampling is linear, so each of
+the four output phases (row and column parity) is a convolution of x itself. The phases run at x's
+resolution as one convolution with four times the outputs, then a pixel shuffle interleaves them.
+Same multiply-adds, but neither the upsampled map nor a concatenation with it is ever written, which
+on a CPU short of memory bandwidth is where the time of the full-resolution layers goes.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+FAST_KERNELS = (3, 5)
+MIN_PIXELS = 1024  # below about 32 x 32 NNPACK's tiles cost more than they save (2-3x slower at 11 x 20 here)
+
+
+@functools.cache
+def nnpack_ready() -> bool:
+    """Whether NNPACK exists in this torch build; the check also initialises it, which it needs."""
+    return torch._nnpack_available()
+
+
+def nnpack_applies(x: Tensor, kernel: tuple[int, ...], stride: int = 1, groups: int = 1) -> bool:
+    return (kernel[0] == kernel[1] and kernel[0] in FAST_KERNELS and stride == 1 and groups == 1
+            and x.shape[-2] * x.shape[-1] >= MIN_PIXELS and x.device.type == "cpu" and x.dtype == torch.float32
+            and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
+            and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+            and nnpack_ready())
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, stride: int = 1) -> Tensor:
+    """F.conv2d with square kernels and zero padding, through NNPACK image by image where it applies."""
+    if not nnpack_applies(x, weight.shape[-2:], stride):
+        return F.conv2d(x, weight, bias, stride, padding)
+    weight = weight.contiguous()
+    images = [torch._nnpack_spatial_convolution(image.contiguous(), weight, bias, [padding, padding])
+              for image in x.split(1)]
+    return images[0] if len(images) == 1 else torch.cat(images)
+
+
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d (square kernel, zero padding, no dilation) that uses `conv2d` above."""
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if nnpack_applies(input, self.kernel_size, self.stride[0], self.groups):
+            return conv2d(input, weight, bias, self.padding[0])
+        return super()._conv_forward(input, weight, bias)
+
+
+def grouped_conv(x: Tensor, weight: Tensor, padding: int, bias: Tensor | None = None) -> Tensor:
+    """Per-image convolution: x (B, C, H, W) with weight (B, O, C, k, k), bias (B, O) -> (B, O, H, W).
+
+    The weight takes the input's memory format; a mismatch makes oneDNN convert the whole input.
+    Where NNPACK applies each image gets its own NNPACK convolution instead.
+    """
+    if nnpack_applies(x, weight.shape[-2:]):
+        biases = [None] * len(x) if bias is None else bias
+        return torch.cat([conv2d(image, w, b, padding) for image, w, b in zip(x.split(1), weight, biases)])
+    b, o = weight.shape[:2]
+    flat = x.reshape(1, -1, *x.shape[2:])
+    layout = torch.channels_last if flat.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    weight = weight.reshape(b * o, *weight.shape[2:]).contiguous(memory_format=layout)
+    flat_bias = None if bias is None else bias.reshape(-1)
+    out = F.conv2d(flat, weight, flat_bias, padding=padding, groups=b)
+    return out.reshape(b, o, *out.shape[2:])
+
+
+def upsample_taps(kernel: int) -> Tensor:
+    """(2, k, k) M[a, d, s]: weight of row i + s - r of x in row 2i + a + d - r of up2(x), r = k // 2.
+
+    up2 (bilinear, align_corners=False) makes row 2m from rows m - 1, m (1/4, 3/4) and row 2m + 1
+    from rows m, m + 1 (3/4, 1/4), the rows outside x replaced by its edge rows. Modules keep it as a
+    buffer, so it follows them to their device and an export sees a constant.
+    """
+    r = kernel // 2
+    taps = torch.zeros(2, kernel, kernel)
+    for a in range(2):
+        for d in range(-r, r + 1):
+            half, parity = divmod(a + d, 2)
+            for t, weight in ((-1, 0.25), (0, 0.75)) if parity == 0 else ((0, 0.75), (1, 0.25)):
+                taps[a, d + r, half + t + r] += weight
+    return taps
+
+
+def phase_kernels(weight: Tensor, taps: Tensor) -> Tensor:
+    """Kernels on up2(x) (..., O, C, k, k) -> kernels on x (..., 4 O, C, k, k), in pixel-shuffle order.
+
+    taps: upsample_taps(k)."""
+    m = taps.to(weight.dtype)
+    phased = torch.einsum("ads,...ocde,fet->...oafcst", m, weight, m)
+    return phased.reshape(*weight.shape[:-4], 4 * weight.shape[-4], *weight.shape[-3:])
+
+
+def upsampled_conv(x: Tensor, weight: Tensor, phases: Tensor) -> Tensor:
+    """conv(up2(x), weight) with zero padding k // 2 and no bias, up2 never materialised.
+
+    weight (O, C, k, k), or (B, O, C, k, k) for one weight per image; phases: phase_kernels(weight).
+    x is padded with its edge rows and columns, which reproduces up2's own edge rule inside the map;
+    outside it the phases see the map's edge rows and columns repeated where the convolution sees
+    zeros. What those repeats add to the outer k // 2 rows and columns is small 1-D convolutions
+    (`edge_echoes`), subtracted.
+    """
+    r = weight.shape[-1] // 2
+    convolve = grouped_conv if weight.dim() == 5 else (lambda x, w, padding: conv2d(x, w, None, padding))
+    out = F.pixel_shuffle(convolve(F.pad(x, (r, r, r, r), mode="replicate"), phases, 0), 2)
+    top, bottom, left, right = edge_echoes(x, weight, convolve)
+    out[..., :r, :] -= top
+    out[..., -r:, :] -= bottom
+    out[..., :r] -= left
+    out[..., -r:] -= right
+    return out
+
+
+def edge_echoes(x: Tensor, weight: Tensor, convolve) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """What the repeats outside up2(x) add to the outer r = k // 2 output rows and columns.
+
+    Above the map each of the r repeated rows is up2(x)'s first row (itself extended sideways by
+    repeats), so output row i gets that row convolved with the sum of the kernel rows that reach above
+    the map (the first r - i). Below likewise; left and right the same with columns, over the map's
+    own rows only (the corners belong to the rows). -> top, bottom (.., O, r, W); left, right (.., O, H, r).
+    """
+    k = weight.shape[-1]
+    r = k // 2
+
+    def echo(edge: Tensor, dim: int, last: bool) -> Tensor:
+        """edge: the repeated row (dim -2) or column (dim -1), padded to give the full output length."""
+        parts = [(k - 1 - i, i + 1) if last else (0, r - i) for i in range(r)]  # (first kernel row, count)
+        kernels = torch.cat([weight.narrow(dim, start, count).sum(dim, keepdim=True) for start, count in parts], dim=-4)
+        out = convolve(edge, kernels, 0)  # (.., r O, 1, W) or (.., r O, H, 1)
+        out = out.unflatten(-3, (r, -1)).squeeze(dim)  # (.., r, O, W) or (.., r, O, H)
+        return out.movedim(-3, -2) if dim == -2 else out.movedim(-3, -1)
+
+    def edge(dim: int, last: bool) -> Tensor:
+        """up2(x)'s first or last row (dim -2) or column (dim -1), upsampled along its length only."""
+        line = x.narrow(dim, x.shape[dim] - 1 if last else 0, 1)
+        line = F.interpolate(line, scale_factor=(1, 2) if dim == -2 else (2, 1), mode="bilinear", align_corners=False)
+        return F.pad(line, (r, r, 0, 0), mode="replicate") if dim == -2 else F.pad(line, (0, 0, r, r))
+
+    return tuple(echo(edge(dim, last), dim, last) for dim in (-2, -1) for last in (False, True))
+
+
+class UpsampledInputConv(Conv2d):
+    """A convolution of cat[up2(low), rest] (low's channels first), called as conv(low, rest).
+
+    The up2 part runs through upsampled_conv, the rest as a plain convolution, so neither the upsampled
+    map nor the concatenation is built. The weight's split into those two parts (the phase kernels and
+    a contiguous rest) is kept between calls while the weight is unchanged (same storage and version)
+    and no gradient is wanted.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register_buffer("taps", upsample_taps(self.kernel_size[0]), persistent=False)
+        self._kept: tuple | None = None  # (weight key, phase kernels, rest weight)
+
+    def forward(self, low: Tensor, rest: Tensor) -> Tensor:
+        phases, rest_weight = self._split(low.shape[1])
+        out = upsampled_conv(low, self.weight[:, :low.shape[1]], phases)
+        out += conv2d(rest, rest_weight, self.bias, self.padding[0])
+        return out
+
+    def _split(self, channels: int) -> tuple[Tensor, Tensor]:
+        weight = self.weight
+        if ((torch.is_grad_enabled() and weight.requires_grad) or weight.is_inference()  # the latter keeps no version
+                or torch.compiler.is_compiling() or torch.jit.is_tracing()):
+            return phase_kernels(weight[:, :channels], self.taps), weight[:, channels:]
+        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device, channels)
+        if self._kept is None or self._kept[0] != key:
+            self._kept = key, phase_kernels(weight[:, :channels], self.taps), weight[:, channels:].contiguous()
+        return self._kept[1], self._kept[2]
+
