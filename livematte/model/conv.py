@@ -178,6 +178,7 @@ class UpsampledInputConv(Conv2d):
             return phase_kernels(weight[:, :channels], self.taps), weight[:, channels:]
         key = (weight.data_ptr(), weight._version, weight.dtype, weight.device, channels)
         if self._kept is None or self._kept[0] != key:
-            self._kept = key, phase_kernels(weight[:, :channels], self.taps), weight[:, channels:].contiguous()
+            with torch.autocast(weight.device.type, enabled=False):  # kept in the weight's dtype, for any caller
+                self._kept = key, phase_kernels(weight[:, :channels], self.taps), weight[:, channels:].contiguous()
         return self._kept[1], self._kept[2]
 
