@@ -40,22 +40,27 @@ def nnpack_applies(x: Tensor, kernel: tuple[int, ...], stride: int = 1, groups: 
             and nnpack_ready())
 
 
-def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, stride: int = 1) -> Tensor:
-    """F.conv2d with square kernels and zero padding, through NNPACK image by image where it applies."""
-    if not nnpack_applies(x, weight.shape[-2:], stride):
-        return F.conv2d(x, weight, bias, stride, padding)
+def _nnpack_conv(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int) -> Tensor:
+    """NNPACK's convolution, image by image; the caller checked nnpack_applies."""
     weight = weight.contiguous()
     images = [torch._nnpack_spatial_convolution(image.contiguous(), weight, bias, [padding, padding])
               for image in x.split(1)]
     return images[0] if len(images) == 1 else torch.cat(images)
 
 
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, stride: int = 1) -> Tensor:
+    """F.conv2d with square kernels and zero padding, through NNPACK where it applies."""
+    if nnpack_applies(x, weight.shape[-2:], stride):
+        return _nnpack_conv(x, weight, bias, padding)
+    return F.conv2d(x, weight, bias, stride, padding)
+
+
 class Conv2d(nn.Conv2d):
-    """nn.Conv2d (square kernel, zero padding, no dilation) that uses `conv2d` above."""
+    """nn.Conv2d (square kernel, zero padding, no dilation) that uses NNPACK where it applies."""
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         if nnpack_applies(input, self.kernel_size, self.stride[0], self.groups):
-            return conv2d(input, weight, bias, self.padding[0])
+            return _nnpack_conv(input, weight, bias, self.padding[0])
         return super()._conv_forward(input, weight, bias)
 
 
@@ -67,7 +72,7 @@ def grouped_conv(x: Tensor, weight: Tensor, padding: int, bias: Tensor | None = 
     """
     if nnpack_applies(x, weight.shape[-2:]):
         biases = [None] * len(x) if bias is None else bias
-        return torch.cat([conv2d(image, w, b, padding) for image, w, b in zip(x.split(1), weight, biases)])
+        return torch.cat([_nnpack_conv(image, w, b, padding) for image, w, b in zip(x.split(1), weight, biases)])
     b, o = weight.shape[:2]
     flat = x.reshape(1, -1, *x.shape[2:])
     layout = torch.channels_last if flat.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
