@@ -53,24 +53,29 @@ class SyntheticScene:
             for i in range(people)
         ]
         self.figures = sorted(figures, key=lambda f: f.feet_y)  # back to front
-        self.background = _green_screen(width, height, rng).astype(np.float32)
+        self.background = _green_screen(width, height, rng)
 
     def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Frame `index`: BGR uint8 (H, W, 3) and visible alphas float32 (N, H, W), back to front."""
+        """Frame `index`: BGR uint8 (H, W, 3) and visible alphas float32 (N, H, W), back to front.
+        Colours are blended in float only inside the box around all figures (a live source's budget)."""
         t = index / self.fps
         image = self.background.copy()
         alphas = np.zeros((len(self.figures), self.height, self.width), np.float32)
-        for i, fig in enumerate(self.figures):
-            drawn = _draw_figure(fig, t, self.width, self.height)
-            if drawn is None:
-                continue
-            (y0, y1, x0, x1), alpha, colour = drawn
+        drawn = [(i, d) for i, fig in enumerate(self.figures) if (d := _draw_figure(fig, t, self.width, self.height))]
+        if not drawn:
+            return image, alphas
+        boxes = np.array([box for _, (box, _, _) in drawn])
+        top, left = boxes[:, 0].min(), boxes[:, 2].min()
+        bottom, right = boxes[:, 1].max(), boxes[:, 3].max()
+        canvas = image[top:bottom, left:right].astype(np.float32)
+        for i, ((y0, y1, x0, x1), alpha, colour) in drawn:
             alphas[:i, y0:y1, x0:x1] *= 1.0 - alpha
             alphas[i, y0:y1, x0:x1] = alpha
-            roi = image[y0:y1, x0:x1]
+            roi = canvas[y0 - top:y1 - top, x0 - left:x1 - left]
             roi *= 1.0 - alpha[..., None]
             roi += colour
-        return np.clip(image + 0.5, 0, 255).astype(np.uint8), alphas
+        image[top:bottom, left:right] = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
+        return image, alphas
 
 
 def _green_screen(width: int, height: int, rng: np.random.Generator) -> np.ndarray:

@@ -137,6 +137,20 @@ def test_cell_changes_match_reference():
     np.testing.assert_array_equal(prev, expected_frame)
 
 
+@pytest.mark.parametrize("cell, tau", [(1, 10.0), (3, 10.5), (8, 0.0)])
+def test_change_map_matches_reference_for_any_cell(cell, tau):
+    rng = np.random.default_rng(cell)
+    p = FusionParams(tau_y=tau, cell=cell)
+    frame = rng.integers(0, 256, (29, 43, 3), dtype=np.uint8)
+    noise = rng.integers(-12, 13, frame.shape) * (rng.random((29, 43, 1)) < 0.01)  # a few pixels move
+    prev = np.clip(frame.astype(int) + noise, 0, 255).astype(np.uint8)
+    expected_cells, expected_frame = ref_cells(frame, prev, p)
+    cells, count = frame_changes(frame, prev, p)
+    np.testing.assert_array_equal(cells, expected_cells)
+    assert count[0] == expected_cells.sum() and 0 < count[0] < cells.size
+    np.testing.assert_array_equal(prev, expected_frame)
+
+
 def test_isoluminant_colour_change_is_detected():
     """Grey-green clothes over a green wall: equal luma, different colour. The luma test called this static."""
     p = FusionParams(tau_y=12, eps=0.05, cell=8)
