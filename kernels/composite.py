@@ -135,50 +135,114 @@ def person_boxes(alphas, threshold: float = 0.5) -> np.ndarray:
 
 
 @njit(cache=True)
-def _box_distance(people, i, x, y):
-    dx = max(people[i, 6] - x, x - people[i, 8], 0.0)
-    dy = max(people[i, 7] - y, y - people[i, 9], 0.0)
-    return np.sqrt(dx * dx + dy * dy)
-
-
-@njit(cache=True)
 def _round_byte(v):
     """Clamp to [0, 255] and round half up (truncation of a non-negative value + 0.5)."""
     return np.uint8(min(255.0, max(0.0, v)) + 0.5)
 
 
 @njit(cache=True)
-def _region_background(bg, people, own_index, own, y, feather):
-    """Replace the scene background of row y by the nearest people's own backgrounds (in place)."""
+def _nearest_two(people, present, xs, y, feather, j1, j2, t):
+    """Per pixel of row y: the nearest present person j1, the second nearest j2 (-1 when there is none)
+    and the nearest one's weight t = clamp(0.5 + (d2 - d1) / (2 * feather), 0, 1) (1 without a second).
+    Selects instead of branches, so the loop over x vectorises; strict < keeps the earlier person on a
+    tie, as the rule does."""
+    w = xs.shape[0]
+    d1, d2 = np.full(w, np.inf), np.full(w, np.inf)
+    j1[:] = -1
+    j2[:] = -1
+    for i in present:
+        x0, x1 = float(people[i, 6]), float(people[i, 8])
+        dy = max(people[i, 7] - y, y - people[i, 9], 0.0)
+        dyy = dy * dy
+        for x in range(w):
+            dx = max(x0 - xs[x], xs[x] - x1, 0.0)
+            d = np.sqrt(dx * dx + dyy)
+            a, b = d1[x], d2[x]
+            nearer, second = d < a, d < b
+            j2[x] = j1[x] if nearer else (i if second else j2[x])
+            d2[x] = a if nearer else (d if second else b)
+            j1[x] = i if nearer else j1[x]
+            d1[x] = d if nearer else a
+    for x in range(w):
+        t[x] = min(1.0, max(0.0, 0.5 + (d2[x] - d1[x]) / (2.0 * feather)))
+
+
+# The span helpers index with unsigned columns s <= x < e: numba then adds no negative-index wraparound
+# to each access, which would keep LLVM from vectorising the loops.
+
+@njit(cache=True)
+def _span_end(key, s):
+    """First column after s whose key differs from that of s (unsigned, like s). Spans are long, so
+    blocks of 16 columns are compared at once first."""
+    first = key[s]
+    end = np.uint64(key.shape[0])
+    block = np.uint64(16)
+    x = s
+    while x + block <= end:
+        differ = 0
+        for j in range(x, x + block):
+            differ += key[j] != first
+        if differ:
+            break
+        x += block
+    for j in range(x, end):
+        if key[j] != first:
+            return j
+    return end
+
+
+@njit(cache=True)
+def _own_of(own, k, y, s, e, out):
+    """out[:, s:e] = own image k on columns s..e-1 of row y, opaque; channel by channel, so it vectorises."""
+    for c in range(3):
+        for x in range(s, e):
+            out[c, x] = own[k, y, x, c]
+    for x in range(s, e):
+        out[3, x] = 1.0
+
+
+@njit(cache=True)
+def _blend(bg, own, y, k1, k2, t, s, e, g, o):
+    """bg = t * g + (1 - t) * o on columns s..e-1, g and o the backgrounds of the nearest and second
+    person (own images k1, k2; -1: the scene background bg itself); g, o are scratch rows."""
+    if k1 >= 0:
+        _own_of(own, k1, y, s, e, g)
+    if k2 >= 0:
+        _own_of(own, k2, y, s, e, o)
+    first, second = k1 >= 0, k2 >= 0
+    for c in range(4):
+        for x in range(s, e):
+            a, b = t[x], bg[c, x]
+            bg[c, x] = a * (g[c, x] if first else b) + (1.0 - a) * (o[c, x] if second else b)
+
+
+@njit(cache=True)
+def _region_background(bg, people, own_index, own, y, feather, present):
+    """Replace the scene background of row y by the nearest people's own backgrounds (in place).
+
+    The per-pixel rule of the module docstring, span by span of columns that share the nearest two
+    people. Where t = 1, t * g + (1 - t) * o is g (up to the sign of a zero), so the nearest person's
+    own background is copied, or the scene background left as it is; elsewhere the blend is computed as
+    written, even of the scene background with itself (which is not always itself in the last bit)."""
+    if present.shape[0] == 0:
+        return
+    w = bg.shape[1]
+    j1, j2, t = np.empty(w, np.int64), np.empty(w, np.int64), np.empty(w)
+    _nearest_two(people, present, np.arange(w).astype(np.float64), y, feather, j1, j2, t)
     count = people.shape[0]
-    for x in range(bg.shape[1]):
-        first = -1
-        second = -1
-        d1 = 0.0
-        d2 = 0.0
-        for i in range(count):
-            if people[i, 8] < people[i, 6]:
-                continue
-            d = _box_distance(people, i, x, y)
-            if first < 0 or d < d1:
-                second, d2, first, d1 = first, d1, i, d
-            elif second < 0 or d < d2:
-                second, d2 = i, d
-        if first < 0:
-            continue
-        g0, g1, g2, ga = bg[0, x], bg[1, x], bg[2, x], bg[3, x]
-        o0, o1, o2, oa = g0, g1, g2, ga
-        k = own_index[first]
+    key = np.empty(w, np.int64)  # -1 - nearest where t = 1, else nearest * count + second
+    for x in range(w):
+        key[x] = -1 - j1[x] if t[x] == 1.0 else j1[x] * count + j2[x]
+    g, o = np.empty((4, w)), np.empty((4, w))
+    s = np.uint64(0)
+    while s < w:
+        e = _span_end(key, s)
+        k = key[s]
         if k >= 0:
-            g0, g1, g2, ga = float(own[k, y, x, 0]), float(own[k, y, x, 1]), float(own[k, y, x, 2]), 1.0
-        if second >= 0:
-            k = own_index[second]
-            if k >= 0:
-                o0, o1, o2, oa = float(own[k, y, x, 0]), float(own[k, y, x, 1]), float(own[k, y, x, 2]), 1.0
-            t = min(1.0, max(0.0, 0.5 + (d2 - d1) / (2.0 * feather)))
-            u = 1.0 - t
-            g0, g1, g2, ga = t * g0 + u * o0, t * g1 + u * o1, t * g2 + u * o2, t * ga + u * oa
-        bg[0, x], bg[1, x], bg[2, x], bg[3, x] = g0, g1, g2, ga
+            _blend(bg, own, y, own_index[k // count], own_index[k % count], t, s, e, g, o)
+        elif own_index[-1 - k] >= 0:
+            _own_of(own, own_index[-1 - k], y, s, e, bg)
+        s = e
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -197,6 +261,7 @@ def _composite_cpu(frame, alphas, people, image, own, privacy, out, base_mode, b
     pixel_x = np.empty(w, np.int64)
     for x in range(w):
         pixel_x[x] = min(w - 1, (x // block) * block + block // 2)
+    present = np.array([i for i in range(count) if not people[i, 8] < people[i, 6]], np.int64)
     for y in prange(h):
         source = frame[y]
         bg = np.empty((4, w))
@@ -216,7 +281,7 @@ def _composite_cpu(frame, alphas, people, image, own, privacy, out, base_mode, b
         else:
             bg[:, :] = 0.0
         if regions:
-            _region_background(bg, people, own_index, own, y, feather)
+            _region_background(bg, people, own_index, own, y, feather, present)
         remaining = np.ones(w)
         acc = np.zeros((4, w))
         for i in range(count - 1, -1, -1):

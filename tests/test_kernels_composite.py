@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from kernels import (Background, Effect, PersonLayers, Scene, composite, feather, isolated_layer, masked_blur,
                      person_boxes)
+from kernels.composite import _region_background
 
 
 def reference(frame, alphas, layers, scene, image=None, own=None, boxes=None):
@@ -254,3 +257,154 @@ def test_privacy_blur_of_a_small_person_matches_the_full_frame_reference(effect)
                           np.zeros(2, np.float32), np.full(2, -1, np.int32))
     scene = Scene(background=Background.COLOR, privacy_radius=4, pixel_block=6)
     assert_rounds(composite(frame, alphas, layers, scene), reference(frame, alphas, layers, scene))
+
+
+# --- own-background regions: the CPU twin's region step against the literal rule ----------------------
+
+def region_reference(base, people, own, region_feather):
+    """The region rule of the kernels/composite.py docstring, pixel by pixel with plain float64 arithmetic:
+    every present person's Euclidean distance to its box, the nearest and second nearest (the earlier person
+    first on equal distances), t = clamp(0.5 + (d2 - d1) / (2 * feather), 0, 1) and
+    t * nearest + (1 - t) * second of their backgrounds (own image, opaque, or the scene background).
+    base: (H, 4, W) scene background B, G, R, alpha; people: packed (N, 10) rows. Returns a new array."""
+    h, _, w = base.shape
+    out = base.copy()
+    present = [i for i in range(len(people)) if not people[i, 8] < people[i, 6]]
+    for y in range(h):
+        for x in range(w):
+            ranked = []
+            for i in present:
+                x0, y0, x1, y1 = (float(v) for v in people[i, 6:10])
+                dx, dy = max(x0 - x, x - x1, 0.0), max(y0 - y, y - y1, 0.0)
+                ranked.append((math.sqrt(dx * dx + dy * dy), i))
+            if not ranked:
+                continue
+            ranked.sort()
+
+            def shown(i):
+                k = int(people[i, 5])
+                return [float(v) for v in own[k, y, x]] + [1.0] if k >= 0 else [float(v) for v in base[y, :, x]]
+
+            colour = shown(ranked[0][1])
+            if len(ranked) > 1:
+                t = min(1.0, max(0.0, 0.5 + (ranked[1][0] - ranked[0][0]) / (2.0 * region_feather)))
+                colour = [t * g + (1.0 - t) * o for g, o in zip(colour, shown(ranked[1][1]))]
+            out[y, :, x] = colour
+    return out
+
+
+def region_kernel(base, people, own, region_feather):
+    """The CPU twin's region step over every row of base (a copy), as _composite_cpu runs it."""
+    bg = base.copy()
+    h, _, w = bg.shape
+    present = np.array([i for i in range(len(people)) if not people[i, 8] < people[i, 6]], np.int64)
+    own_index = people[:, 5].astype(np.int64)
+    for y in range(h):
+        _region_background(bg[y], people, own_index, own, y, region_feather, present)
+    return bg
+
+
+def packed_people(boxes, own_index):
+    people = np.zeros((len(boxes), 10), np.float32)
+    people[:, 5] = own_index
+    people[:, 6:10] = boxes
+    return people
+
+
+ABSENT = [1, 1, 0, 0]
+REGION_CASES = {
+    # name: (boxes [x0, y0, x1, y1], own background index per person)
+    "one person": ([[10, 4, 14, 9]], [0]),
+    "one present, others absent": ([ABSENT, [10, 4, 14, 9], ABSENT], [1, 0, -1]),
+    "nobody present": ([ABSENT, ABSENT], [0, 1]),
+    "apart": ([[2, 2, 6, 20], [30, 5, 36, 9], [18, 20, 22, 22]], [0, -1, 1]),
+    "overlapping boxes, pixels inside several": ([[5, 3, 25, 18], [15, 8, 35, 22], [20, 0, 24, 23]], [1, 0, -1]),
+    "equal boxes: ties everywhere": ([[12, 6, 18, 12], [12, 6, 18, 12], [12, 6, 18, 12]], [-1, 0, 1]),
+    "mirrored boxes: ties on the axes": ([[4, 10, 6, 12], [32, 10, 34, 12], [18, 0, 20, 1], [18, 22, 20, 23]],
+                                         [0, 1, -1, 0]),
+    "points and boxes outside the frame": ([[-7, -3, -7, -3], [45, 30, 50, 31], [19, 11, 19, 11]], [0, 1, -1]),
+    "far beyond the packing limit": ([[-900000, 3, -899990, 9], [700000, 10, 700001, 12], [20, 5, 22, 6]],
+                                     [0, 1, -1]),
+    "fractional boxes": ([[3.5, 2.25, 9.75, 14.5], [22.125, 6.5, 30.0, 8.75], [14.5, 16.5, 14.5, 16.5]],
+                         [0, -1, 1]),
+    "fractional boxes with ties": ([[10.5, 6.5, 12.5, 8.5], [10.5, 6.5, 12.5, 8.5], [26.5, 6.5, 28.5, 8.5]],
+                                   [1, -1, 0]),
+}
+
+
+@pytest.mark.parametrize("region_feather", [0.25, 1.0, 6.0, 40.0, 1e4, 2.0 ** 120])
+@pytest.mark.parametrize("name", list(REGION_CASES))
+def test_region_step_matches_the_literal_rule_bit_for_bit(name, region_feather):
+    boxes, own_index = REGION_CASES[name]
+    rng = np.random.default_rng(len(name))
+    h, w = 24, 40
+    people = packed_people(boxes, own_index)
+    own = rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+    # uint8-valued and fractional scene backgrounds (blending a fractional one with itself can change its last
+    # bit, so a kernel that skipped such blends would fail here), opaque and transparent
+    uint8_base = np.concatenate([rng.integers(0, 256, (h, 3, w)).astype(np.float64), np.ones((h, 1, w))], axis=1)
+    fractional_base = np.concatenate([rng.uniform(0, 255, (h, 3, w)), np.zeros((h, 1, w))], axis=1)
+    for base in (uint8_base, fractional_base):
+        expected = region_reference(base, people, own, region_feather)
+        np.testing.assert_array_equal(region_kernel(base, people, own, region_feather), expected)
+
+
+def test_region_step_keeps_blends_of_the_scene_background_with_itself():
+    """Between two people who both show the scene background, t * g + (1 - t) * g is not always g: the test
+    above would miss a kernel that skips those pixels unless such pixels occur there."""
+    people = packed_people([[2, 2, 6, 20], [30, 5, 36, 9], [18, 20, 22, 22]], [0, -1, -1])
+    base = np.concatenate([np.random.default_rng(5).uniform(0, 255, (24, 3, 40)), np.ones((24, 1, 40))], axis=1)
+    expected = region_reference(base, people, np.zeros((1, 24, 40, 3), np.uint8), 40.0)
+    assert (expected[:, :3, 30:] != base[:, :3, 30:]).any()  # own image 0 is far: only -1 people there
+    np.testing.assert_array_equal(region_kernel(base, people, np.zeros((1, 24, 40, 3), np.uint8), 40.0), expected)
+
+
+def test_region_step_of_tied_people_takes_the_earlier_two():
+    """Three people with the same box: every pixel ties three ways; the first two in depth order are blended
+    half and half, so the third one's own image never shows."""
+    people = packed_people([[8, 8, 12, 12]] * 3, [0, 1, 2])
+    own = np.stack([np.full((20, 20, 3), v, np.uint8) for v in (10, 30, 250)])
+    bg = region_kernel(np.zeros((20, 4, 20)), people, own, 5.0)
+    np.testing.assert_array_equal(bg[:, :3], 20.0)
+    np.testing.assert_array_equal(bg[:, 3], 1.0)
+
+
+def test_region_step_of_a_narrow_feather_is_a_hard_split():
+    """With a feather far below a pixel, every pixel off the exact middle shows only its nearest person."""
+    people = packed_people([[0, 0, 0, 9], [9, 0, 9, 9]], [0, 1])
+    own = np.stack([np.full((10, 10, 3), 40, np.uint8), np.full((10, 10, 3), 200, np.uint8)])
+    bg = region_kernel(np.zeros((10, 4, 10)), people, own, 1e-3)
+    np.testing.assert_array_equal(bg[:, 0, :5], 40.0)
+    np.testing.assert_array_equal(bg[:, 0, 5:], 200.0)
+
+
+def test_own_background_regions_of_person_boxes_match_reference():
+    """Soft elliptic mattes, boxes from person_boxes (the pipeline's case), every effect, one person blurred."""
+    h, w = 36, 64
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    alphas = np.stack([np.clip((1.0 - np.hypot((y - 20) / 13, (x - cx) / 9)) * 6, 0, 1) for cx in (8, 22, 40, 52)])
+    alphas = alphas.astype(np.float32)
+    rng = np.random.default_rng(21)
+    frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    own = rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+    layers = PersonLayers(np.array([Effect.KEEP, Effect.HIDE, Effect.BLUR, Effect.TINT], np.int32),
+                          np.full((4, 3), 90, np.float32), np.full(4, 0.5, np.float32), np.array([-1, 0, -1, 1], np.int32))
+    for background in (Background.COLOR, Background.TRANSPARENT):
+        scene = Scene(background=background, color=(10.25, 99.5, 3.0), region_feather=7.0, privacy_radius=2,
+                      pixel_block=4)
+        expected = reference(frame, alphas, layers, scene, own=own)
+        assert_rounds(composite(frame, alphas, layers, scene, own_images=own), expected)
+
+
+@pytest.mark.parametrize("whole", [1, 3, 5])
+def test_region_step_with_a_feather_a_hair_above_a_distance_difference(whole):
+    """Two point boxes on a row of 12: d2 - d1 takes the odd whole values, so with feather = whole + 2**-44
+    one pixel has t a hair below 1 and must be blended."""
+    people = packed_people([[0, 0, 0, 0], [11, 0, 11, 0]], [0, 1])
+    own = np.stack([np.full((1, 12, 3), 40, np.uint8), np.full((1, 12, 3), 200, np.uint8)])
+    region_feather = whole + 2.0 ** -44
+    base = np.zeros((1, 4, 12))
+    expected = region_reference(base, people, own, region_feather)
+    x = (11 - whole) // 2  # d1 = x, d2 = 11 - x
+    assert 40.0 < expected[0, 0, x] < 40.0 + 1e-9
+    np.testing.assert_array_equal(region_kernel(base, people, own, region_feather), expected)
