@@ -154,6 +154,34 @@ def test_browser_demo_page(namespace, tmp_path):
     assert list(server_temp.iterdir()) == []
 
 
+class PlayingVideo:
+    """Stands in for the WebDriver of tests.helpers.browser_client: each script run finds the next picture
+    of the processed video (the last one stays), as on a live page between two script runs."""
+
+    def __init__(self, *pictures: np.ndarray):
+        self.pictures = list(pictures)
+
+    def execute_script(self, script: str, groups: dict[str, list]) -> dict[str, list]:
+        picture = self.pictures.pop(0) if len(self.pictures) > 1 else self.pictures[0]
+        return {name: sample(picture, points) for name, points in groups.items()}
+
+
+def test_browser_samples_people_and_background_from_one_picture():
+    """Chromium paints a starting <video> all black for a moment before its first frame. A sample that drew
+    the video twice took the people from that black and the background from the next picture (the server's
+    first frame: the keyed background, nobody confirmed yet), and passed black people as the processed video."""
+    pytest.importorskip("selenium", reason="selenium is not installed (the dev extra)")
+    from tests.helpers.browser_client import grab, shows_processed_video, wait
+
+    image, alphas = still_frame()
+    keyed = np.full_like(image, MAGENTA)
+    processed = np.where(alphas.max(axis=0)[..., None] > 0.5, image, keyed)
+    video = PlayingVideo(np.zeros_like(image), keyed, processed)
+    first, _ = wait(lambda: grab(video, scene_points()), shows_processed_video)
+    assert all(near(c, MAGENTA) for c in first["background"]), first
+    assert all(near(c, kept) for c, kept in zip(first["people"], kept_colours())), first
+
+
 def test_serve_names_a_port_in_use(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
