@@ -57,9 +57,12 @@ def _feather_cpu(alphas, out, weights, extents):
                 row[x] = max(row[x], source[x] * f)
 
 
-def feather(alphas, radius: int, out=None):
+def feather(alphas, radius: int, out=None, extents: np.ndarray | None = None):
     """Soft outward dilation of (N, H, W) float32 alphas by radius pixels; out (optional, same shape,
-    must not alias alphas). Returns the feathered alphas of the caller's kind."""
+    must not alias alphas). Returns the feathered alphas of the caller's kind.
+
+    extents: (N, 4) int64 [y0, y1, x0, x1) holding every alpha > 0, when the caller knows them (the
+    fusion keeps them): the CPU twin then skips finding them, a pass over every plane."""
     if radius < 0:
         raise ValueError(f"feather radius must be >= 0, got {radius}")
     kind = kind_of(alphas)
@@ -77,5 +80,9 @@ def feather(alphas, radius: int, out=None):
         _cuda.launch("feather", "feather_cols", src.size, (
             tmp, result, np.int64(src.size), np.int32(h), np.int32(w), np.int32(radius)))
     else:
-        _feather_cpu(src, result, falloff(radius), nonzero_extents(src))
+        if extents is None:
+            extents = nonzero_extents(src)
+        elif np.shape(extents) != (src.shape[0], 4):
+            raise ValueError(f"extents must have shape ({src.shape[0]}, 4), got {np.shape(extents)}")
+        _feather_cpu(src, result, falloff(radius), np.asarray(extents, np.int64))
     return out if out is not None else restore(result, kind)

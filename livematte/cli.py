@@ -34,7 +34,8 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(cfg.run.log_level.upper())
     report = run(cfg, show_progress=console.is_terminal)
     stages = ", ".join(f"{name} {ms:.1f}" for name, ms in report.stage_ms.items())
-    summary = (f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps), {report.dropped} dropped, "
+    summary = (f"{report.frames} frames in {report.seconds:.1f} s ({report.steady_fps:.1f} fps once running, first frame "
+               f"after {report.first_frame_s:.1f} s), {report.dropped} dropped, "
                f"{report.skip_rate:.0%} inference skipped; median ms per frame: {stages}; "
                f"capture-to-output latency {report.latency_ms:.0f} ms")
     if report.cards:

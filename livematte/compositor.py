@@ -104,8 +104,9 @@ class Compositor:
                 _read_image(spec.background)
         self._last: tuple[Any, list[int]] | None = None
 
-    def render(self, frame, mattes, track_ids: Sequence[int]) -> Composite:
-        """The output for one frame. frame: (H, W, 3) uint8 BGR; mattes: (N, H, W) float32 per track id."""
+    def render(self, frame, mattes, track_ids: Sequence[int], extents: np.ndarray | None = None) -> Composite:
+        """The output for one frame. frame: (H, W, 3) uint8 BGR; mattes: (N, H, W) float32 per track id;
+        extents: where each matte is non-zero, when known (kernels.feather)."""
         ids = [int(i) for i in track_ids]
         if len(ids) != mattes.shape[0]:
             raise ValueError(f"got {mattes.shape[0]} mattes but {len(ids)} track ids")
@@ -114,7 +115,7 @@ class Compositor:
         xp = xp_of(src)
         height, width = src.shape[:2]
         if self.cfg.feather and ids:
-            alphas = feather(alphas, self.cfg.feather)
+            alphas = feather(alphas, self.cfg.feather, extents=extents)
         boxes = person_boxes(alphas) if ids else np.zeros((0, 4), np.float32)
         order = sorted(range(len(ids)), key=lambda i: (boxes[i, 3], boxes[i, 1]))  # lower bottom edge = nearer = later
         ordered = alphas[order] if ids else alphas

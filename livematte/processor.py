@@ -94,7 +94,8 @@ class FrameProcessor:
         call of each at a time: they share no state when track() handed over owned mattes."""
         frame, people = tracked.frame, tracked.people
         pixels = self._despill(frame.pixels) if self._despill is not None else frame.pixels
-        composite = self._timed("composite", lambda: self.compositor.render(pixels, people.mattes, people.ids))
+        composite = self._timed("composite", lambda: self.compositor.render(pixels, people.mattes, people.ids,
+                                                                             people.extents))
         # the one download per frame a host sink needs (a no-op for NumPy)
         return Processed(frame, host(composite.image), {k: host(v) for k, v in composite.isolated.items()},
                          len(people.ids))
@@ -137,4 +138,4 @@ class FrameProcessor:
 
 def _owned(people: People) -> People:
     """People whose mattes are a copy: the stabilizer's are its fusion state, which the next frame overwrites."""
-    return People(restore(native(people.mattes).copy(), kind_of(people.mattes)), people.ids)
+    return People(restore(native(people.mattes).copy(), kind_of(people.mattes)), people.ids, people.extents)

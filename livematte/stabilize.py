@@ -21,10 +21,12 @@ from livematte.tracking import UNTRACKED, Tracker
 
 @dataclass(frozen=True)
 class People:
-    """Stable per-person mattes of one frame: mattes (M, H, W) in the given kind, one track id each."""
+    """Stable per-person mattes of one frame: mattes (M, H, W) in the given kind, one track id each;
+    extents (M, 4) [y0, y1, x0, x1) holding each matte's non-zero values, where known (CPU fusion)."""
 
     mattes: Any
     ids: list[int]
+    extents: np.ndarray | None = None
 
 
 class Stabilizer:
@@ -51,9 +53,9 @@ class Stabilizer:
         fused = self.fuser.update(frame, restore(xp.ascontiguousarray(stacked), kind), [ids[i] for i in keep] + held)
         if fused is None:
             return None
-        return People(fused, list(self.fuser.ids))
+        return People(fused, list(self.fuser.ids), self.fuser.extents)
 
     def flush(self) -> People | None:
         """The last frame's people in exact mode (None otherwise)."""
         fused = self.fuser.flush()
-        return None if fused is None else People(fused, list(self.fuser.ids))
+        return None if fused is None else People(fused, list(self.fuser.ids), self.fuser.extents)

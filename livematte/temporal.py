@@ -151,6 +151,14 @@ class TemporalFuser:
         self.ids = pending.ids
         return matte
 
+    @property
+    def extents(self) -> np.ndarray | None:
+        """(N, 4) int64 [y0, y1, x0, x1) holding every non-zero value of the mattes the last update()
+        returned, a copy (CPU only: None on the GPU and in mode off)."""
+        if self.mode == "off" or not isinstance(self._matte, np.ndarray):
+            return None
+        return self._extents.copy()
+
     def _host_extents(self) -> np.ndarray | None:
         """The state's extents for the CPU twins; None on the GPU, whose kernels cover every pixel."""
         return self._extents if isinstance(self._matte, np.ndarray) else None

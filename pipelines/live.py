@@ -46,10 +46,17 @@ class RunReport:
     outputs: list[Path] = field(default_factory=list)
     interrupted: bool = False
     cards: int = 0  # frames of the "reconnecting" card sent while a live source was away
+    first_frame_s: float = 0.0  # start -> first frame handed to the sinks (opening, warm-up, first inference)
+    output_s: float = 0.0  # first -> last frame handed to the sinks
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def steady_fps(self) -> float:
+        """Frames per second once running: what a live source must be matched by (start-up excluded)."""
+        return (self.frames - 1) / self.output_s if self.output_s > 0 else 0.0
 
 
 class LivePipeline:
@@ -66,6 +73,7 @@ class LivePipeline:
         cfg = self.cfg
         frames, cards, interrupted = 0, 0, False
         started = time.perf_counter()
+        first = last_out = started
         with ExitStack() as stack:
             stack.callback(self.processor.close)
             source = stack.enter_context(open_source(cfg.source))
@@ -100,6 +108,8 @@ class LivePipeline:
                         continue
                     last, card = item.image, None
                     self._write(item, sinks, people_sinks, source.info.fps)
+                    last_out = time.perf_counter()
+                    first = last_out if frames == 0 else first
                     frames += 1
                     progress.update(task, completed=frames, fps=frames / (time.perf_counter() - started))
                     if frames == cfg.run.max_frames or any(s.wants_stop for s in sinks):
@@ -112,7 +122,8 @@ class LivePipeline:
         return RunReport(frames, time.perf_counter() - started, dropped, self.engine_description,
                          self.processor.skipper.skip_rate,
                          {k: float(np.median(v)) for k, v in self.times.items() if v},
-                         float(np.median(self.latencies)) if self.latencies else 0.0, outputs, interrupted, cards)
+                         float(np.median(self.latencies)) if self.latencies else 0.0, outputs, interrupted, cards,
+                         first - started, last_out - first)
 
     def _track(self, source: Source, out: Mailbox[Tracked]) -> None:
         """Tracking worker: newest frame -> engine -> people, handed to the compositing worker."""

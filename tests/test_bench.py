@@ -15,7 +15,9 @@ def test_bench_writes_a_report_with_stages_latency_sweeps_and_plots(tmp_path):
     report, path = bench(cfg, frames=15, out=tmp_path, people=(1, 3), sizes=((90, 160), (180, 320)), repeats=2)
     assert json.loads(path.read_text()) == report
     pipeline = report["pipeline"]
-    assert pipeline["frames"] == 15 and pipeline["fps"] > 0
+    assert pipeline["frames"] == 15 and pipeline["fps"] > 0 and pipeline["fps_with_startup"] > 0
+    assert pipeline["first_frame_s"] > 0  # start-up is reported apart from the rate once running
+    assert pipeline["capacity_fps"] > 0  # the synthetic source unpaced
     assert set(pipeline["stage_ms"]) == {"engine", "stabilize", "composite", "sinks"}
     assert 0 < pipeline["latency_ms"]["p50"] <= pipeline["latency_ms"]["p95"] <= pipeline["latency_ms"]["p99"]
     assert pipeline["audio_delay_ms"] == pipeline["latency_ms"]["p50"]

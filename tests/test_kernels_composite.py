@@ -226,6 +226,16 @@ def test_feather_of_small_people_in_a_large_frame_matches_reference():
     assert not result[2].any()
 
 
+def test_feather_inside_given_extents_equals_finding_them():
+    """The fusion hands over extents that may be larger than the non-zero values; the result is the same."""
+    alphas = np.zeros((2, 40, 50), np.float32)
+    alphas[0, 10:20, 5:15] = np.random.default_rng(4).random((10, 10), dtype=np.float32)
+    loose = np.array([[8, 25, 0, 16], [0, 0, 0, 0]], np.int64)  # person 0 with a margin, person 1 empty
+    np.testing.assert_array_equal(feather(alphas, 3, extents=loose), feather(alphas, 3))
+    with pytest.raises(ValueError, match=r"extents must have shape \(2, 4\)"):
+        feather(alphas, 3, extents=loose[:1])
+
+
 def test_feather_falls_off_outward():
     alpha = np.zeros((1, 1, 11), np.float32)
     alpha[0, 0, :3] = 1.0

@@ -145,3 +145,26 @@ def test_a_walking_person_missed_for_a_frame_is_held_where_they_walked_to():
     assert not gone.any(), "an absence that persists is accepted"
     [plain] = walked(False, empty)
     assert plain[truth > 0].mean() < 0.5, "uncompensated, most of the moving person blinks"
+
+
+@pytest.mark.parametrize("mode", ["causal", "exact"])
+def test_extents_hold_every_non_zero_value_of_the_returned_mattes(mode):
+    """The compositor's feather trusts them instead of scanning every plane; a held person included."""
+    fuser = TemporalFuser(mode)
+    two = lambda t: np.concatenate([walker(t)[1], np.roll(walker(t)[1], 12, axis=2)])  # noqa: E731
+    predictions = [two(0), two(1), np.zeros((2, H, W), np.float32), two(3), two(3)[:1]]
+    ids = [[1, 2], [1, 2], [1, 2], [1, 2], [2]]
+    seen = 0
+    for t, (prediction, tracks) in enumerate(zip(predictions, ids)):
+        fused = fuser.update(walker(t)[0], prediction, tracks)
+        if fused is None:
+            continue
+        extents = fuser.extents
+        assert extents.shape == (len(fuser.ids), 4)
+        for matte, (y0, y1, x0, x1) in zip(fused, extents):
+            outside = matte.copy()
+            outside[y0:y1, x0:x1] = 0
+            assert not outside.any()
+            seen += bool(matte.any())
+    assert seen >= 4  # the invariant was checked on mattes with people in them
+    assert TemporalFuser("off").extents is None
