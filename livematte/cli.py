@@ -35,7 +35,7 @@ def _run(args: argparse.Namespace) -> int:
     report = run(cfg, show_progress=console.is_terminal)
     stages = ", ".join(f"{name} {ms:.1f}" for name, ms in report.stage_ms.items())
     summary = (f"{report.frames} frames in {report.seconds:.1f} s ({report.steady_fps:.1f} fps once running, first frame "
-               f"after {report.first_frame_s:.1f} s), {report.dropped} dropped, "
+               f"after {report.first_frame_s:.1f} s), {report.dropped} dropped ({report.dropped_running} once running), "
                f"{report.skip_rate:.0%} inference skipped; median ms per frame: {stages}; "
                f"capture-to-output latency {report.latency_ms:.0f} ms")
     if report.cards:

@@ -52,6 +52,7 @@ def pipeline_run(cfg: Config, frames: int) -> tuple[dict, list[float]]:
         "fps_with_startup": round(report.fps, 2),
         "first_frame_s": round(report.first_frame_s, 3),
         "dropped": report.dropped,
+        "dropped_running": report.dropped_running,
         "inference_skipped": round(report.skip_rate, 3),
         "stage_ms": {stage: percentiles(pipeline.times[stage]) for stage in STAGES},
         "latency_ms": latency,

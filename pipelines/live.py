@@ -48,6 +48,7 @@ class RunReport:
     cards: int = 0  # frames of the "reconnecting" card sent while a live source was away
     first_frame_s: float = 0.0  # start -> first frame handed to the sinks (opening, warm-up, first inference)
     output_s: float = 0.0  # first -> last frame handed to the sinks
+    dropped_running: int = 0  # of `dropped`, those after the first frame reached the sinks
 
     @property
     def fps(self) -> float:
@@ -74,6 +75,7 @@ class LivePipeline:
         frames, cards, interrupted = 0, 0, False
         started = time.perf_counter()
         first = last_out = started
+        dropped_at_first = 0
         with ExitStack() as stack:
             stack.callback(self.processor.close)
             source = stack.enter_context(open_source(cfg.source))
@@ -109,7 +111,8 @@ class LivePipeline:
                     last, card = item.image, None
                     self._write(item, sinks, people_sinks, source.info.fps)
                     last_out = time.perf_counter()
-                    first = last_out if frames == 0 else first
+                    if frames == 0:
+                        first, dropped_at_first = last_out, self._dropped(source, tracked, rendered)
                     frames += 1
                     progress.update(task, completed=frames, fps=frames / (time.perf_counter() - started))
                     if frames == cfg.run.max_frames or any(s.wants_stop for s in sinks):
@@ -117,13 +120,13 @@ class LivePipeline:
             except KeyboardInterrupt:
                 interrupted = True
                 log.info("stopped by Ctrl-C; closing outputs")
-            dropped = source.dropped + tracked.dropped + rendered.dropped
+            dropped = self._dropped(source, tracked, rendered)
         outputs = [s.path for s in [*sinks, *people_sinks.values()] if isinstance(s, (FileSink, PngSink)) and s.frames]
         return RunReport(frames, time.perf_counter() - started, dropped, self.engine_description,
                          self.processor.skipper.skip_rate,
                          {k: float(np.median(v)) for k, v in self.times.items() if v},
                          float(np.median(self.latencies)) if self.latencies else 0.0, outputs, interrupted, cards,
-                         first - started, last_out - first)
+                         first - started, last_out - first, dropped - dropped_at_first)
 
     def _track(self, source: Source, out: Mailbox[Tracked]) -> None:
         """Tracking worker: newest frame -> engine -> people, handed to the compositing worker."""
@@ -168,6 +171,10 @@ class LivePipeline:
                 people_sinks[track] = open_sink(PngSinkConfig(path=self.cfg.effects.isolate_path / f"person_{track}"), fps)
             people_sinks[track].write(layer)
         self.times["sinks"].append((time.perf_counter() - start) * 1e3)
+
+    @staticmethod
+    def _dropped(source: Source, *mailboxes: Mailbox) -> int:
+        return source.dropped + sum(m.dropped for m in mailboxes)
 
     def _shutdown(self, source: Source, mailboxes: tuple[Mailbox, ...], workers: list[threading.Thread]) -> None:
         self._stop.set()

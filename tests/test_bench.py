@@ -18,6 +18,7 @@ def test_bench_writes_a_report_with_stages_latency_sweeps_and_plots(tmp_path):
     assert pipeline["frames"] == 15 and pipeline["fps"] > 0 and pipeline["fps_with_startup"] > 0
     assert pipeline["first_frame_s"] > 0  # start-up is reported apart from the rate once running
     assert pipeline["capacity_fps"] > 0  # the synthetic source unpaced
+    assert 0 <= pipeline["dropped_running"] <= pipeline["dropped"]
     assert set(pipeline["stage_ms"]) == {"engine", "stabilize", "composite", "sinks"}
     assert 0 < pipeline["latency_ms"]["p50"] <= pipeline["latency_ms"]["p95"] <= pipeline["latency_ms"]["p99"]
     assert pipeline["audio_delay_ms"] == pipeline["latency_ms"]["p50"]
