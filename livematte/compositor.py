@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import av
 import cv2
@@ -103,6 +103,7 @@ class Compositor:
             if spec.background is not None:
                 _read_image(spec.background)
         self._last: tuple[Any, list[int]] | None = None
+        self._stills: dict[tuple, Any] = {}  # still images as the compositor uses them, by what they show
 
     def render(self, frame, mattes, track_ids: Sequence[int], extents: np.ndarray | None = None) -> Composite:
         """The output for one frame. frame: (H, W, 3) uint8 BGR; mattes: (N, H, W) float32 per track id;
@@ -127,9 +128,9 @@ class Compositor:
             strength=np.array([s.strength for s in specs], np.float32),
             background=np.array([own_paths.index(s.background) if s.background is not None else -1 for s in specs], np.int32),
         )
-        own_images = xp.asarray(np.stack([_fitted(p, width, height) for p in own_paths])) if own_paths else None
-        image = self._background_image(width, height)
-        out = composite(src, ordered, layers, self.scene, image=None if image is None else xp.asarray(image),
+        own_images = None if not own_paths else self._still(
+            xp, ("own", *own_paths, width, height), lambda: np.stack([_fitted(p, width, height) for p in own_paths]))
+        out = composite(src, ordered, layers, self.scene, image=self._background_image(xp, width, height),
                         own_images=own_images, boxes=boxes[order] if ids else None)
         isolated = {ids[i]: restore(isolated_layer(src, alphas[i]), kind) for i in range(len(ids)) if ids[i] in self.cfg.isolate}
         self._last = (alphas, ids)
@@ -141,13 +142,24 @@ class Compositor:
             return None
         return select(self._last[0], self._last[1], x, y)
 
-    def _background_image(self, width: int, height: int) -> np.ndarray | None:
+    def _background_image(self, xp, width: int, height: int):
+        """The background picture on the frame's device (xp: numpy or cupy), or None."""
         background: BackgroundConfig = self.cfg.background
         if background.kind == "image":
-            return _fitted(background.path, width, height)
+            return self._still(xp, ("background", background.path, width, height),
+                               lambda: _fitted(background.path, width, height))
         if self._video is not None:
-            return self._video.next(width, height)
+            return xp.asarray(self._video.next(width, height))
         return None
+
+    def _still(self, xp, key: tuple, make: Callable[[], np.ndarray]):
+        """A still image made (and on a GPU uploaded) once, not every frame."""
+        key = (xp.__name__, *key)
+        if key not in self._stills:
+            if len(self._stills) >= 8:  # sizes or settings changed: drop the old ones
+                self._stills.clear()
+            self._stills[key] = xp.asarray(make())
+        return self._stills[key]
 
     def close(self) -> None:
         if self._video is not None:

@@ -4,6 +4,10 @@ Everything here is per stream (one camera, one WebRTC peer): track ids, fusion s
 assignments and the skip schedule. The engine is passed in so that several streams can share one
 network. Threading and frame handover are the caller's business (pipelines/live.py, the WebRTC
 server); this class only keeps the order of the stages and their timings.
+
+With a network engine the frame goes to the engine's device once, and inference, tracking, fusion and
+compositing all read that copy; the output comes back to the host once (DESIGN section 2). On the
+CPU the "upload" is a zero-copy torch view of the same memory.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -34,10 +38,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Tracked:
-    """A frame and its people, between tracking and compositing."""
+    """A frame and its people, between tracking and compositing; pixels: the frame on the people's device."""
 
     frame: Frame
     people: People
+    pixels: Any
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,9 @@ class FrameProcessor:
         self.skipper = InferenceSkipper(cfg.engine.every, cfg.engine.min_change)
         self.times: dict[str, deque[float]] = {stage: deque(maxlen=STATS_WINDOW) for stage in STAGES}
         self._despill = self._despill_for(cfg.effects)
+        self._device = getattr(engine, "device", None)  # a torch.device for network engines
         self._last: Instances | None = None
-        self._waiting: Frame | None = None  # exact fusion: the frame whose people arrive with the next one
+        self._waiting: tuple[Frame, Any] | None = None  # exact fusion: the frame whose people arrive with the next one
 
     def process(self, frame: Frame) -> Processed | None:
         """The output for `frame`, or (exact fusion mode) for the frame before it; None on exact mode's first."""
@@ -77,23 +83,25 @@ class FrameProcessor:
 
         owned: the mattes are a copy, so render() may run on another thread while the next track()
         overwrites the fusion state; False skips that copy for a caller that renders before tracking again."""
+        pixels = self._upload(frame.pixels)
         if self.skipper.should_infer(frame.pixels) or self._last is None:
-            self._last = self._timed("engine", lambda: self._infer(frame))
+            self._last = self._timed("engine", lambda: self._infer(frame.index, pixels))
         last = self._last
-        people = self._timed("stabilize", lambda: self.stabilizer.update(frame.pixels, last.mattes, last.probs))
-        shown, self._waiting = (frame, None) if self.stabilizer.delay == 0 else (self._waiting, frame)
-        return None if people is None else Tracked(shown, _owned(people) if owned else people)
+        people = self._timed("stabilize", lambda: self.stabilizer.update(pixels, last.mattes, last.probs))
+        shown, self._waiting = ((frame, pixels), None) if self.stabilizer.delay == 0 else (self._waiting, (frame, pixels))
+        return None if people is None else Tracked(shown[0], _owned(people) if owned else people, shown[1])
 
     def flush(self) -> Tracked | None:
         """At the end of a stream: exact mode's last frame and its people (None in the other modes)."""
         people = self.stabilizer.flush()
-        return None if people is None or self._waiting is None else Tracked(self._waiting, _owned(people))
+        return None if people is None or self._waiting is None else Tracked(self._waiting[0], _owned(people),
+                                                                            self._waiting[1])
 
     def render(self, tracked: Tracked) -> Processed:
         """Second half of process(): the composite. track() and render() may run on two threads, one
         call of each at a time: they share no state when track() handed over owned mattes."""
         frame, people = tracked.frame, tracked.people
-        pixels = self._despill(frame.pixels) if self._despill is not None else frame.pixels
+        pixels = self._despill(tracked.pixels) if self._despill is not None else tracked.pixels
         composite = self._timed("composite", lambda: self.compositor.render(pixels, people.mattes, people.ids,
                                                                              people.extents))
         # the one download per frame a host sink needs (a no-op for NumPy)
@@ -122,11 +130,19 @@ class FrameProcessor:
         replaced = effects.background.kind not in ("original", "blur")
         return getattr(self.engine, "despill", None) if replaced else None
 
-    def _infer(self, frame: Frame) -> Instances:
+    def _upload(self, pixels: np.ndarray):
+        """The frame on the engine's device (the one upload per frame); as it is for other engines."""
+        if self._device is None:
+            return pixels
+        import torch
+
+        return torch.from_numpy(pixels).to(self._device, non_blocking=True)
+
+    def _infer(self, index: int, pixels) -> Instances:
         try:
-            return self.engine.infer([frame.pixels])[0]
+            return self.engine.infer([pixels])[0]
         except ValueError as exc:  # engines reject input they cannot work on with ValueError
-            raise EngineError(f"{type(self.engine).__name__} cannot process frame {frame.index}: {exc}") from exc
+            raise EngineError(f"{type(self.engine).__name__} cannot process frame {index}: {exc}") from exc
 
     def _timed(self, stage: str, work: Callable[[], T]) -> T:
         start = time.perf_counter()

@@ -139,3 +139,13 @@ def test_no_people():
     frame = np.full((H, W, 3), 90, np.uint8)
     out = render(EffectsConfig(background=BackgroundConfig(kind="blur")), frame, np.zeros((0, H, W), np.float32), [])
     assert np.array_equal(out.image, frame)
+
+
+def test_still_backgrounds_are_prepared_once_not_every_frame(tmp_path):
+    """An image background (and own backgrounds) is fitted, stacked and, on a GPU, uploaded once."""
+    path = tmp_path / "bg.png"
+    cv2.imwrite(str(path), np.full((30, 40, 3), 90, np.uint8))
+    compositor = Compositor(EffectsConfig(background={"kind": "image", "path": str(path)}))
+    first = compositor._background_image(np, 64, 48)
+    assert first is compositor._background_image(np, 64, 48) and first.shape == (48, 64, 3)
+    assert compositor._background_image(np, 32, 24).shape == (24, 32, 3)

@@ -141,3 +141,29 @@ def test_two_thousand_frames_keep_memory_flat(tmp_path):
         tracemalloc.stop()
     assert report.frames == 2000 and 500 in samples
     assert samples[2000] - samples[500] < 1 << 20, f"memory grew by {(samples[2000] - samples[500]) / 1e6:.1f} MB"
+
+
+def test_a_network_engine_gets_the_frame_once_and_every_stage_reads_that_copy(tmp_path):
+    """The frame goes to the engine's device once; inference, tracking, fusion and compositing read that copy
+    (on the CPU a torch view of the frame's own memory), and the output is the host frame's composite."""
+    import torch
+
+    from kernels._arrays import host
+    from livematte.engine.torch_engine import TorchEngine
+    from livematte.frame import Frame
+    from livematte.processor import FrameProcessor
+    from tests.e2ehim_helpers import whole_frame_people_model
+
+    engine = TorchEngine(whole_frame_people_model(), input_size=(64, 96), warmup=False)
+    given = []
+    infer = engine.infer
+    engine.infer = lambda frames: given.append(frames[0]) or infer(frames)
+    processor = FrameProcessor(config(tmp_path), engine)
+    image = SyntheticScene(W, H, 3, seed=2).render(0)[0]
+    for index in range(3):  # a person is confirmed on a second sighting
+        tracked = processor.track(Frame(image, index, 0))
+    processed = processor.render(tracked)
+    assert isinstance(given[-1], torch.Tensor) and given[-1].data_ptr() == image.ctypes.data
+    assert tracked.pixels is given[-1] and tracked.people.ids
+    expected = processor.compositor.render(image, tracked.people.mattes, tracked.people.ids).image
+    np.testing.assert_array_equal(processed.image, host(expected))
