@@ -9,4 +9,8 @@ import os
 # libgomp reads the variable once, when it is loaded (by torch's import): so it is set here, first.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from livematte.memory import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()  # large per-frame arrays reuse freed memory instead of page-faulting (livematte/memory.py)
+
 __version__ = "0.1.0"

@@ -1,0 +1,36 @@
+import subprocess
+import sys
+
+import pytest
+
+from livematte.memory import keep_freed_memory
+
+PATTERN = """
+import resource, sys
+import numpy as np
+if sys.argv[1] == "livematte":
+    import livematte  # noqa: F401  (applies the memory policy)
+
+def frame():  # four 24 MB arrays alive at once, then freed, as a network's activations are every frame
+    layers = [np.ones(6 << 20, np.float32) for _ in range(4)]
+    del layers
+
+frame(); frame()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    frame()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 10)
+"""
+
+
+def faults_per_frame(imported: str) -> int:
+    result = subprocess.run([sys.executable, "-c", PATTERN, imported], capture_output=True, text=True, timeout=120,
+                            check=True)
+    return int(result.stdout)
+
+
+@pytest.mark.skipif(not keep_freed_memory(), reason="the C library is not glibc: no mallopt policy to apply")
+def test_large_arrays_freed_every_frame_are_reused_without_page_faults():
+    pages = 4 * (24 << 20) // 4096
+    assert faults_per_frame("livematte") < pages // 100
+    assert faults_per_frame("plain") > pages // 100, "this glibc would not page-fault anyway: the test shows nothing"
