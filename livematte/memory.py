@@ -11,7 +11,6 @@ process keeps its peak working set, which a streaming process reaches on its fir
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 log = logging.getLogger(__name__)
@@ -22,12 +21,12 @@ TRIM_AT = (1 << 31) - 1  # the largest value mallopt takes: trim the heap only w
 
 
 def keep_freed_memory() -> bool:
-    """Apply the policy through glibc's mallopt(); False where the C library is not glibc (nothing to do)."""
-    name = ctypes.util.find_library("c")
+    """Apply the policy through glibc's mallopt(); False where the C library is not glibc (nothing to do).
+    The process's own symbols are searched (dlopen(NULL)): looking libc up by name runs ldconfig, a
+    subprocess on every import."""
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     kept = mallopt(M_MMAP_THRESHOLD, LARGEST_HEAP_BLOCK) == 1
