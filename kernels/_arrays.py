@@ -80,6 +80,16 @@ def xp_of(arr):
     return np
 
 
+def leading(x, name: str, dtype, shape: tuple):
+    """A kernel call's first input: the caller's kind (results are restored to it), the array as NumPy or
+    CuPy checked against dtype and shape (see checked), and whether it is on the GPU, where every other
+    input of the call must be too."""
+    kind = kind_of(x)
+    arr = native(x)
+    gpu = on_gpu(arr)
+    return kind, checked(arr, name, dtype, shape, gpu), gpu
+
+
 def checked(arr, name: str, dtype, shape: tuple, gpu: bool, writable: bool = False):
     """arr validated against dtype and shape (None entries match any size), on the expected device.
 

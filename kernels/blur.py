@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from kernels import _cuda
-from kernels._arrays import checked, kind_of, native, on_gpu, restore, xp_of
+from kernels._arrays import checked, leading, native, restore, xp_of
 
 DELTA = np.float32(1e-4)
 COLUMN_CHUNK = 64
@@ -106,10 +106,7 @@ def masked_blur(frame, alphas, radius: int, out=None, of_people: bool = False):
     """
     if radius < 0:
         raise ValueError(f"blur radius must be >= 0, got {radius}")
-    kind = kind_of(frame)
-    src = native(frame)
-    gpu = on_gpu(src)
-    src = checked(src, "frame", np.uint8, (None, None, 3), gpu)
+    kind, src, gpu = leading(frame, "frame", np.uint8, (None, None, 3))
     h, w, _ = src.shape
     people = checked(native(alphas), "alphas", np.float32, (None, h, w), gpu)
     xp = xp_of(src)

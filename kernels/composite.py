@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit, prange
 
 from kernels import _cuda
-from kernels._arrays import checked, kind_of, native, on_gpu, restore, xp_of
+from kernels._arrays import checked, leading, native, on_gpu, restore, xp_of
 from kernels.blur import masked_blur
 
 
@@ -363,11 +363,8 @@ def composite(frame, alphas, layers: PersonLayers, scene: Scene, image=None, own
     boxes for own-background regions (person_boxes(alphas) when omitted); out: optional (H, W, 3)
     uint8, or (H, W, 4) when the background is transparent. Returns the output of the caller's kind.
     """
-    kind = kind_of(frame)
-    src = native(frame)
-    gpu = on_gpu(src)
+    kind, src, gpu = leading(frame, "frame", np.uint8, (None, None, 3))
     xp = xp_of(src)
-    src = checked(src, "frame", np.uint8, (None, None, 3), gpu)
     h, w, _ = src.shape
     people = checked(native(alphas), "alphas", np.float32, (None, h, w), gpu)
     count = people.shape[0]
@@ -443,10 +440,7 @@ def isolated_layer(frame, alpha, out=None):
 
     frame: (H, W, 3) uint8 BGR; alpha: (H, W) float32. Plain array arithmetic, identical on NumPy and CuPy.
     """
-    kind = kind_of(frame)
-    src = native(frame)
-    gpu = on_gpu(src)
-    src = checked(src, "frame", np.uint8, (None, None, 3), gpu)
+    kind, src, gpu = leading(frame, "frame", np.uint8, (None, None, 3))
     h, w, _ = src.shape
     matte = checked(native(alpha), "alpha", np.float32, (h, w), gpu)
     xp = xp_of(src)

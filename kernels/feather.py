@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from kernels import _cuda
-from kernels._arrays import checked, kind_of, native, on_gpu, restore, xp_of
+from kernels._arrays import checked, leading, native, restore, xp_of
 from kernels._extent import nonzero_extents
 
 
@@ -65,10 +65,7 @@ def feather(alphas, radius: int, out=None, extents: np.ndarray | None = None):
     fusion keeps them): the CPU twin then skips finding them, a pass over every plane."""
     if radius < 0:
         raise ValueError(f"feather radius must be >= 0, got {radius}")
-    kind = kind_of(alphas)
-    src = native(alphas)
-    gpu = on_gpu(src)
-    src = checked(src, "alphas", np.float32, (None, None, None), gpu)
+    kind, src, gpu = leading(alphas, "alphas", np.float32, (None, None, None))
     xp = xp_of(src)
     result = xp.empty_like(src) if out is None else checked(native(out), "out", np.float32, src.shape, gpu, True)
     if result is src:

@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit, prange
 
 from kernels import _cuda
-from kernels._arrays import checked, kind_of, native, on_gpu, restore, xp_of
+from kernels._arrays import checked, leading, native, restore, xp_of
 from kernels._extent import bounds_from_rows, nonzero_extents, shifted, union, whole
 
 SATURATE_LOW = np.float32(1.0 / 255.0)
@@ -271,10 +271,7 @@ def frame_changes(frame, prev_frame, params: FusionParams, cells=None, count=Non
     irrelevant on a frame fused with reset=True). Returns (cells, count) of the caller's kind;
     cells/count may be given preallocated ((ceil(H/s), ceil(W/s)) uint8 and (1,) int32).
     """
-    kind = kind_of(frame)
-    src = native(frame)
-    gpu = on_gpu(src)
-    src = checked(src, "frame", np.uint8, (None, None, 3), gpu)
+    kind, src, gpu = leading(frame, "frame", np.uint8, (None, None, 3))
     h, w, _ = src.shape
     prev = checked(native(prev_frame), "prev_frame", np.uint8, (h, w, 3), gpu, writable=True)
     shape = params.cells_shape(h, w)
@@ -334,10 +331,7 @@ def track_motion(alpha, matte, last_shifts, frame, prev_frame, params: FusionPar
     misses for a frame goes on moving. frame, prev_frame: this and the previous (H, W, 3) uint8 frame.
     extents: as in fuse_causal (pass the same). On the GPU nothing is read back to the host.
     """
-    kind = kind_of(alpha)
-    a = native(alpha)
-    gpu = on_gpu(a)
-    a = checked(a, "alpha", np.float32, (None, None, None), gpu)
+    kind, a, gpu = leading(alpha, "alpha", np.float32, (None, None, None))
     tracks, h, w = a.shape
     m = checked(native(matte), "matte", np.float32, a.shape, gpu)
     last = checked(native(last_shifts), "last_shifts", np.int32, (tracks, 2), gpu)
@@ -406,10 +400,7 @@ def fuse_causal(alpha, matte, age, pend, new_track, cells, count, params: Fusion
     matte, age and pend at p - shift_i, tests change on its own map (cells/count still decide the scene
     cut), and a blind track is static everywhere. None: no compensation.
     """
-    kind = kind_of(alpha)
-    a = native(alpha)
-    gpu = on_gpu(a)
-    a = checked(a, "alpha", np.float32, (None, None, None), gpu)
+    kind, a, gpu = leading(alpha, "alpha", np.float32, (None, None, None))
     tracks, h, w = a.shape
     m = checked(native(matte), "matte", np.float32, a.shape, gpu, writable=True)
     ag = checked(native(age), "age", np.uint8, a.shape, gpu, writable=True)
@@ -461,10 +452,7 @@ def fuse_exact(alpha, alpha_next, matte, new_track, has_next, cells_fwd, count_f
     next prediction every frame. scene_cut reports the cut into frame t (or reset). extents: as in
     fuse_causal, the non-zero extent of matte.
     """
-    kind = kind_of(alpha)
-    a = native(alpha)
-    gpu = on_gpu(a)
-    a = checked(a, "alpha", np.float32, (None, None, None), gpu)
+    kind, a, gpu = leading(alpha, "alpha", np.float32, (None, None, None))
     tracks, h, w = a.shape
     nxt = checked(native(alpha_next), "alpha_next", np.float32, a.shape, gpu)
     m = checked(native(matte), "matte", np.float32, a.shape, gpu, writable=True)
