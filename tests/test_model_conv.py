@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from livematte.model import conv
+from livematte.model import conv, nnpack
 
 needs_nnpack = pytest.mark.skipif(not conv.nnpack_ready(), reason="this torch build has no NNPACK")
 
@@ -29,18 +29,19 @@ def test_conv2d_equals_torch_convolution(kernel, with_bias):
 @needs_nnpack
 def test_conv2d_module_takes_the_nnpack_path_only_for_inference(monkeypatch):
     calls = []
-    nnpack = torch._nnpack_spatial_convolution
-    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", lambda *args: calls.append(1) or nnpack(*args))
+    nnpack_conv = conv._nnpack_conv
+    monkeypatch.setattr(conv, "_nnpack_conv", lambda *args: calls.append(args[-1]) or nnpack_conv(*args))
     layer, x = conv.Conv2d(8, 4, 3, padding=1), torch.randn(2, 8, 32, 40)
     with torch.inference_mode():
         inferred = layer(x)
-    assert len(calls) == 2  # one per image
+    assert len(calls) == 1
+    assert (calls[0] is not None) == nnpack.available()  # the kernel's transform, kept by the module
     trained = layer(x)  # gradients wanted: torch's convolution
-    assert len(calls) == 2 and trained.requires_grad
+    assert len(calls) == 1 and trained.requires_grad
     torch.testing.assert_close(inferred, trained.detach(), atol=1e-5 * trained.abs().max().item(), rtol=0)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert layer(x).dtype == torch.bfloat16
-    assert len(calls) == 2
+    assert len(calls) == 1
 
 
 def test_nnpack_is_not_used_where_it_does_not_apply():
@@ -66,7 +67,8 @@ def test_upsampled_conv_equals_convolving_the_upsampled_map(monkeypatch, kernel,
     x = torch.randn(2, 6, 33, 31)  # the phases' map is large enough for NNPACK
     weight = torch.randn(*((2,) if per_image else ()), 5, 6, kernel, kernel)
     with torch.inference_mode():
-        out = conv.upsampled_conv(x, weight, conv.phase_kernels(weight, conv.upsample_taps(kernel)))
+        out = torch.zeros(2, 5, 66, 62)
+        conv.upsampled_conv(x, weight, conv.phase_kernels(weight, conv.upsample_taps(kernel)), out)
     up = F.interpolate(x.double(), scale_factor=2, mode="bilinear", align_corners=False)
     expected = torch.cat([F.conv2d(up[i:i + 1], (weight[i] if per_image else weight).double(), padding=kernel // 2)
                           for i in range(2)])

@@ -3,12 +3,14 @@ literal per-query definitions, the fused alpha head against the two convolutions
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from livematte.model import conv
-from livematte.model.e2ehim import E2EHIM, AlphaHead, GuidanceHead, Refiner, upsample_trimap
+from livematte.model.e2ehim import E2EHIM, AlphaHead, FusionUNet, GuidanceHead, Refiner, upsample_trimap
 from livematte.model.layers import dynamic_conv
 from tests.e2ehim_helpers import random_model
 
@@ -101,6 +103,31 @@ def test_refiner_entries_equal_their_literal_definition():
 
         r4 = refiner.stage4.blocks(literal(refiner.stage4.entry, t8, torch.cat([x4, x4a], 1)))
         expected = refiner.stage2[1](literal(refiner.stage2[0], r4, x2))
+    torch.testing.assert_close(out, expected, atol=1e-5 * expected.abs().max().item(), rtol=0)
+
+
+def test_fusion_way_up_equals_its_literal_definition():
+    """The U-Net's way up convolves cat[m16, up2(p32), x16] and cat[up2(u16), x8, m8] with 1x1 kernels;
+    ours upsamples after the convolution, which commutes with it."""
+    torch.manual_seed(6)
+    fusion = FusionUNet().eval()
+    inputs = (torch.randn(1, 532, 8, 12), torch.randn(1, 512, 4, 6), torch.randn(1, 192, 8, 12),
+              torch.randn(1, 384, 4, 6), torch.randn(1, 768, 2, 3))
+    with torch.inference_mode():
+        out = fusion(*inputs).double()
+        fusion.double()
+        guided, f16, x8, x16, x32 = (x.double() for x in inputs)
+        m8 = fusion.fuse8(guided)
+        m16 = fusion.fuse16(torch.cat([fusion.down16(m8), f16, x16], dim=1))
+        p32 = fusion.post32(fusion.attention(fusion.fuse32(torch.cat([fusion.down32(m16), x32], dim=1))))
+
+        def literal(stage, x):
+            return stage.blocks(stage.entry.act(stage.entry.norm(F.conv2d(x, stage.entry.conv.weight,
+                                                                          stage.entry.conv.bias))))
+
+        up2 = functools.partial(F.interpolate, scale_factor=2, mode="bilinear")
+        u8 = up2(literal(fusion.up16, torch.cat([m16, up2(p32), x16], 1)))
+        expected = literal(fusion.up8, torch.cat([u8, x8, m8], 1))
     torch.testing.assert_close(out, expected, atol=1e-5 * expected.abs().max().item(), rtol=0)
 
 

@@ -5,25 +5,32 @@ them through Winograd F(6x6, 3x3) and FFT tiles: 2-3x faster on the large convol
 refiner and the alpha head, with errors at the level of fp32 rounding (whole network against float64:
 the same 1e-5 as oneDNN). It serves only what it does well: fp32 CPU inference on NCHW tensors,
 stride 1, one group, one image at a time (its batched path is several times slower than a loop).
-Training, autocast, export and CUDA keep torch's usual convolution.
+Training, autocast, export and CUDA keep torch's usual convolution. Modules keep their 3x3 kernels'
+Winograd transforms between calls (nnpack.py); per-image kernels are transformed in each call.
 
 `upsampled_conv` convolves up2(x) without building it: bilinear x2 upsampling is linear, so each of
 the four output phases (row and column parity) is a convolution of x itself. The phases run at x's
-resolution as one convolution with four times the outputs, then a pixel shuffle interleaves them.
-Same multiply-adds, but neither the upsampled map nor a concatenation with it is ever written, which
-on a CPU short of memory bandwidth is where the time of the full-resolution layers goes.
+resolution as one convolution with four times the outputs, which are added into the output where
+they belong (a pixel shuffle folded into the addition). Same multiply-adds, but neither the upsampled
+map nor a concatenation with it is ever written, which on a CPU short of memory bandwidth is where
+the time of the full-resolution layers goes.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from livematte.model import nnpack
+
 FAST_KERNELS = (3, 5)
-MIN_PIXELS = 1024  # below about 32 x 32 NNPACK's tiles cost more than they save (2-3x slower at 11 x 20 here)
+# below about 32 x 32, transforming the kernel costs more than NNPACK saves (2-3x slower at 11 x 20 here);
+# with the transform kept, NNPACK is faster at every size (1.6-1.9x at 11 x 20 and 16 x 16)
+MIN_PIXELS = 1024
 
 
 @functools.cache
@@ -32,36 +39,90 @@ def nnpack_ready() -> bool:
     return torch._nnpack_available()
 
 
-def nnpack_applies(x: Tensor, kernel: tuple[int, ...], stride: int = 1, groups: int = 1) -> bool:
+def nnpack_serves(x: Tensor, kernel: tuple[int, ...], stride: int = 1, groups: int = 1) -> bool:
+    """Whether NNPACK can take this convolution: fp32 CPU inference, square 3x3 or 5x5, stride 1, one group."""
     return (kernel[0] == kernel[1] and kernel[0] in FAST_KERNELS and stride == 1 and groups == 1
-            and x.shape[-2] * x.shape[-1] >= MIN_PIXELS and x.device.type == "cpu" and x.dtype == torch.float32
+            and x.device.type == "cpu" and x.dtype == torch.float32
             and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
             and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
             and nnpack_ready())
 
 
-def _nnpack_conv(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int) -> Tensor:
-    """NNPACK's convolution, image by image; the caller checked nnpack_applies."""
-    weight = weight.contiguous()
-    images = [torch._nnpack_spatial_convolution(image.contiguous(), weight, bias, [padding, padding])
-              for image in x.split(1)]
+def nnpack_applies(x: Tensor, kernel: tuple[int, ...], stride: int = 1, groups: int = 1) -> bool:
+    """Whether NNPACK is faster when it transforms the kernel in the call."""
+    return nnpack_serves(x, kernel, stride, groups) and x.shape[-2] * x.shape[-1] >= MIN_PIXELS
+
+
+def _nnpack_conv(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int,
+                 transformed: Tensor | None = None) -> Tensor:
+    """NNPACK's convolution, image by image; the caller checked nnpack_serves (and the size, without a transform).
+
+    transformed: nnpack.transform(weight), kept by the caller. Builds whose libtorch does not export
+    NNPACK's C API take torch's op, which transforms the kernel in every call."""
+    if nnpack.available():
+        images = [nnpack.convolve(image, weight, bias, padding, transformed) for image in x.split(1)]
+    else:
+        weight = weight.contiguous()
+        images = [torch._nnpack_spatial_convolution(image.contiguous(), weight, bias, [padding, padding])
+                  for image in x.split(1)]
     return images[0] if len(images) == 1 else torch.cat(images)
 
 
-def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, stride: int = 1) -> Tensor:
-    """F.conv2d with square kernels and zero padding, through NNPACK where it applies."""
-    if nnpack_applies(x, weight.shape[-2:], stride):
-        return _nnpack_conv(x, weight, bias, padding)
+class KeptWeights:
+    """Tensors derived from a module's weight, kept while the weight is unchanged (same storage, same
+    version) and nothing wants them differentiable or traced; `make` builds one when needed."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._kept: dict[str, Tensor] = {}
+
+    @staticmethod
+    def keeps(weight: Tensor) -> bool:
+        return not ((torch.is_grad_enabled() and weight.requires_grad) or weight.is_inference()  # the latter keeps no version
+                    or torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+    def get(self, weight: Tensor, name: str, make: Callable[[], Tensor]) -> Tensor:
+        if not self.keeps(weight):
+            return make()
+        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
+        if key != self._key:
+            self._key, self._kept = key, {}
+        if name not in self._kept:
+            with torch.autocast(weight.device.type, enabled=False):  # kept in the weight's dtype, for any caller
+                self._kept[name] = make()
+        return self._kept[name]
+
+    def transform(self, weight: Tensor, name: str, x: Tensor, kernel: Tensor | None = None) -> Tensor | None:
+        """NNPACK's transform of the 3x3 `kernel` (default: the weight itself, else derived from it) for
+        convolving x, kept; None where NNPACK does not serve x or the transform would not be kept."""
+        kernel = weight if kernel is None else kernel
+        if not (kernel.shape[-1] == 3 and nnpack_serves(x, kernel.shape[-2:]) and nnpack.available()
+                and self.keeps(weight)):
+            return None
+        return self.get(weight, name, lambda: nnpack.transform(kernel))
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, stride: int = 1,
+           transformed: Tensor | None = None) -> Tensor:
+    """F.conv2d with square kernels and zero padding, through NNPACK where it applies.
+
+    transformed: the weight's kept NNPACK transform (KeptWeights.transform), if any."""
+    if transformed is not None or nnpack_applies(x, weight.shape[-2:], stride):
+        return _nnpack_conv(x, weight, bias, padding, transformed)
     return F.conv2d(x, weight, bias, stride, padding)
 
 
 class Conv2d(nn.Conv2d):
     """nn.Conv2d (square kernel, zero padding, no dilation) that uses NNPACK where it applies."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.kept = KeptWeights()
+
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        if nnpack_applies(input, self.kernel_size, self.stride[0], self.groups):
-            return _nnpack_conv(input, weight, bias, self.padding[0])
-        return super()._conv_forward(input, weight, bias)
+        if self.stride[0] != 1 or self.groups != 1:
+            return super()._conv_forward(input, weight, bias)
+        return conv2d(input, weight, bias, self.padding[0], transformed=self.kept.transform(weight, "transform", input))
 
 
 def grouped_conv(x: Tensor, weight: Tensor, padding: int, bias: Tensor | None = None) -> Tensor:
@@ -108,24 +169,27 @@ def phase_kernels(weight: Tensor, taps: Tensor) -> Tensor:
     return phased.reshape(*weight.shape[:-4], 4 * weight.shape[-4], *weight.shape[-3:])
 
 
-def upsampled_conv(x: Tensor, weight: Tensor, phases: Tensor) -> Tensor:
-    """conv(up2(x), weight) with zero padding k // 2 and no bias, up2 never materialised.
+def upsampled_conv(x: Tensor, weight: Tensor, phases: Tensor, out: Tensor, transformed: Tensor | None = None) -> None:
+    """Adds conv(up2(x), weight) (zero padding k // 2, no bias) to out, up2 never materialised.
 
-    weight (O, C, k, k), or (B, O, C, k, k) for one weight per image; phases: phase_kernels(weight).
+    weight (O, C, k, k), or (B, O, C, k, k) for one weight per image; phases: phase_kernels(weight),
+    transformed: their kept NNPACK transform, if any; out (B, O, 2H, 2W).
     x is padded with its edge rows and columns, which reproduces up2's own edge rule inside the map;
     outside it the phases see the map's edge rows and columns repeated where the convolution sees
     zeros. What those repeats add to the outer k // 2 rows and columns is small 1-D convolutions
     (`edge_echoes`), subtracted.
     """
     r = weight.shape[-1] // 2
+    padded = F.pad(x, (r, r, r, r), mode="replicate")
+    phased = grouped_conv(padded, phases, 0) if weight.dim() == 5 else conv2d(padded, phases, None, 0, transformed=transformed)
+    b, o, h, w = out.shape
+    out.view(b, o, h // 2, 2, w // 2, 2).add_(phased.view(b, o, 2, 2, h // 2, w // 2).permute(0, 1, 4, 2, 5, 3))
     convolve = grouped_conv if weight.dim() == 5 else (lambda x, w, padding: conv2d(x, w, None, padding))
-    out = F.pixel_shuffle(convolve(F.pad(x, (r, r, r, r), mode="replicate"), phases, 0), 2)
     top, bottom, left, right = edge_echoes(x, weight, convolve)
     out[..., :r, :] -= top
     out[..., -r:, :] -= bottom
     out[..., :r] -= left
     out[..., -r:] -= right
-    return out
 
 
 def edge_echoes(x: Tensor, weight: Tensor, convolve) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -157,33 +221,32 @@ def edge_echoes(x: Tensor, weight: Tensor, convolve) -> tuple[Tensor, Tensor, Te
 
 
 class UpsampledInputConv(Conv2d):
-    """A convolution of cat[up2(low), rest] (low's channels first), called as conv(low, rest).
+    """A convolution of cat[before, up2(low), after], called as conv(low, rest) with rest = cat[before, after].
 
-    The up2 part runs through upsampled_conv, the rest as a plain convolution, so neither the upsampled
-    map nor the concatenation is built. The weight's split into those two parts (the phase kernels and
-    a contiguous rest) is kept between calls while the weight is unchanged (same storage and version)
-    and no gradient is wanted.
+    low_at: where up2(low)'s channels start (before's channel count). Neither the upsampled map nor the
+    whole concatenation is built: a 1x1 convolution commutes with the upsampling (one mixes channels,
+    the other pixels, both linear), so it runs on low at low's size, a quarter of the multiply-adds,
+    and its output is upsampled; larger kernels run through upsampled_conv. The weight's split (low's
+    part or its phase kernels, and a contiguous rest) and their NNPACK transforms are kept (KeptWeights).
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, low_at: int = 0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.register_buffer("taps", upsample_taps(self.kernel_size[0]), persistent=False)
-        self._kept: tuple | None = None  # (weight key, phase kernels, rest weight)
+        self.low_at = low_at
+        if self.kernel_size[0] > 1:
+            self.register_buffer("taps", upsample_taps(self.kernel_size[0]), persistent=False)
 
     def forward(self, low: Tensor, rest: Tensor) -> Tensor:
-        phases, rest_weight = self._split(low.shape[1])
-        out = upsampled_conv(low, self.weight[:, :low.shape[1]], phases)
-        out += conv2d(rest, rest_weight, self.bias, self.padding[0])
+        weight, start, end = self.weight, self.low_at, self.low_at + low.shape[1]
+        rest_weight = self.kept.get(weight, f"rest {start}:{end}",
+                                    lambda: torch.cat([weight[:, :start], weight[:, end:]], dim=1))
+        out = conv2d(rest, rest_weight, self.bias, self.padding[0],
+                     transformed=self.kept.transform(weight, f"rest transform {start}:{end}", rest, rest_weight))
+        low_weight = self.kept.get(weight, f"low {start}:{end}", lambda: weight[:, start:end].contiguous())
+        if self.kernel_size[0] == 1:
+            out += F.interpolate(F.conv2d(low, low_weight), scale_factor=2, mode="bilinear", align_corners=False)
+            return out
+        phases = self.kept.get(weight, f"phases {start}:{end}", lambda: phase_kernels(low_weight, self.taps))
+        upsampled_conv(low, low_weight, phases, out, self.kept.transform(weight, f"phases transform {start}:{end}",
+                                                                           low, phases))
         return out
-
-    def _split(self, channels: int) -> tuple[Tensor, Tensor]:
-        weight = self.weight
-        if ((torch.is_grad_enabled() and weight.requires_grad) or weight.is_inference()  # the latter keeps no version
-                or torch.compiler.is_compiling() or torch.jit.is_tracing()):
-            return phase_kernels(weight[:, :channels], self.taps), weight[:, channels:]
-        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device, channels)
-        if self._kept is None or self._kept[0] != key:
-            with torch.autocast(weight.device.type, enabled=False):  # kept in the weight's dtype, for any caller
-                self._kept = key, phase_kernels(weight[:, :channels], self.taps), weight[:, channels:].contiguous()
-        return self._kept[1], self._kept[2]
-

@@ -8,6 +8,7 @@ one convolution (AlphaHead). official_names.py maps the official checkpoint's na
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -199,16 +200,18 @@ class FusionUNet(nn.Module):
         self.fuse32 = ConvResStage(768 + 768, 1024, 1, 32, leaky(), 256, 1)
         self.attention = PositionAttention(1024, 256)
         self.post32 = ConvResStage(1024, 1024, 1, 32, leaky(), 256, 2)
-        self.up16 = ConvResStage(512 + 1024 + 384, 512, 1, 32, leaky(), 128, 2)
-        self.up8 = ConvResStage(512 + 192 + 512, 512, 1, 32, leaky(), 128, 2)
+        self.up16 = ConvResStage(512 + 1024 + 384, 512, 1, 32, leaky(), 128, 2,
+                                 conv=functools.partial(UpsampledInputConv, low_at=512))
+        self.up8 = ConvResStage(512 + 192 + 512, 512, 1, 32, leaky(), 128, 2, conv=UpsampledInputConv)
 
     def forward(self, guided: Tensor, f16: Tensor, x8: Tensor, x16: Tensor, x32: Tensor) -> Tensor:
+        """The way up reads cat[m16, up2(p32), x16] and cat[up2(u16), x8, m8] (UpsampledInputConv entries)."""
         m8 = self.fuse8(guided)
         m16 = self.fuse16(torch.cat([self.down16(m8), f16, x16], dim=1))
         m32 = self.fuse32(torch.cat([self.down32(m16), x32], dim=1))
         p32 = self.post32(self.attention(m32))
-        u8 = upsample(self.up16(torch.cat([m16, upsample(p32, 2), x16], dim=1)), 2)
-        return self.up8(torch.cat([u8, x8, m8], dim=1))
+        u16 = self.up16.blocks(entry_of_upsampled(self.up16.entry, p32, torch.cat([m16, x16], dim=1)))
+        return self.up8.blocks(entry_of_upsampled(self.up8.entry, u16, torch.cat([x8, m8], dim=1)))
 
 
 class TrimapHead(nn.Module):
@@ -278,8 +281,8 @@ class AlphaHead(nn.Module):
         composite, composite_bias = self._compose(k2, b2)
         split = features.shape[1]
         on_features = composite[:, :, :split]
-        alpha = upsampled_conv(features, on_features, phase_kernels(on_features, self.taps))
-        alpha += grouped_conv(image, composite[:, :, split:], 2, composite_bias)
+        alpha = grouped_conv(image, composite[:, :, split:], 2, composite_bias)
+        upsampled_conv(features, on_features, phase_kernels(on_features, self.taps), alpha)
         top, bottom, left, right = self._ring(features, image, k2, b2)
         alpha[:, :, :, :1] = left
         alpha[:, :, :, -1:] = right

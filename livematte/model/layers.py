@@ -4,6 +4,8 @@ depend on them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -31,10 +33,10 @@ def residual_groups(channels: int) -> int:
 class ConvNormAct(nn.Sequential):
     """Conv (padding k//2, bias) -> GroupNorm(groups) -> activation (omitted when act is None).
 
-    conv: the convolution's class (conv.Conv2d, or conv.UpsampledInputConv, which a caller runs itself)."""
+    conv: makes the convolution (conv.Conv2d, or a conv.UpsampledInputConv, which a caller runs itself)."""
 
     def __init__(self, cin: int, cout: int, kernel: int, groups: int, act: nn.Module | None,
-                 stride: int = 1, conv: type[Conv2d] = Conv2d) -> None:
+                 stride: int = 1, conv: Callable[..., Conv2d] = Conv2d) -> None:
         super().__init__()
         self.conv = conv(cin, cout, kernel, stride, kernel // 2)
         self.norm = nn.GroupNorm(groups, cout)
@@ -61,7 +63,7 @@ class ConvResStage(nn.Sequential):
     """ConvNormAct entry followed by `blocks` residual blocks at the entry's width."""
 
     def __init__(self, cin: int, cout: int, kernel: int, groups: int, act: nn.Module, bottleneck: int,
-                 blocks: int, conv: type[Conv2d] = Conv2d) -> None:
+                 blocks: int, conv: Callable[..., Conv2d] = Conv2d) -> None:
         super().__init__()
         self.entry = ConvNormAct(cin, cout, kernel, groups, act, conv=conv)
         self.blocks = nn.Sequential(*(ResBlock(cout, bottleneck) for _ in range(blocks)))
