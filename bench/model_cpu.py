@@ -55,8 +55,13 @@ def summary(seconds: list[float]) -> dict[str, float]:
             "runs": len(ms)}
 
 
-def time_calls(call, repeats: int) -> list[float]:
-    call()  # warm-up: oneDNN picks and builds its kernels on the first call of each shape
+def time_calls(call, repeats: int, warmup_s: float = 3.0) -> list[float]:
+    """Times of `repeats` calls after a warm-up: oneDNN picks and builds its kernels on the first call of
+    each shape, and this shared host runs the first seconds of a busy process slower."""
+    start = time.perf_counter()
+    call()
+    while time.perf_counter() - start < warmup_s:
+        call()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -79,9 +84,22 @@ def network(model: E2EHIM, repeats: int) -> list[dict]:
                   patch.object(conv, "nnpack_ready", lambda: nnpack and convolutions == "nnpack")):
                 times = time_calls(lambda: model(image), repeats)
             rows.append({"size": name, "precision": precision, "convolutions": convolutions,
-                         "channels_last": channels_last, "load_after": os.getloadavg()[0], **summary(times)})
+                         "channels_last": channels_last, "load_after": os.getloadavg()[0], **summary(times),
+                         "kept_weights_mb": round(kept_bytes(model) / 2**20)})
             print(rows[-1], flush=True)
     return rows
+
+
+def kept_bytes(model: E2EHIM) -> int:
+    """Memory the modules keep beside their weights: NNPACK kernel transforms, phase kernels."""
+    return sum(module.kept.nbytes for module in model.modules() if isinstance(module, conv.Conv2d))
+
+
+def matmul_gmacs() -> float:
+    """This host's speed just now: a 2048^3 fp32 matrix product, in billions of multiply-adds a second."""
+    a = torch.randn(2048, 2048)
+    times = time_calls(lambda: a @ a, 5, warmup_s=1.0)
+    return round(2048**3 / statistics.median(times) / 1e9, 1)
 
 
 def people(model: E2EHIM, repeats: int) -> list[dict]:
@@ -114,14 +132,18 @@ def main() -> None:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "device": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                    "torch": torch.__version__, "python": platform.python_version()},
-        "batch": 1, "weights": "random", "engine_precision": "fp32, NNPACK for 3x3/5x5, NCHW",
+        "batch": 1, "weights": "random",
+        "engine_precision": "fp32, NNPACK for 3x3/5x5 (3x3 kernels' transforms kept between calls), NCHW",
         "load_average_before": load_before,
+        "matmul_gmacs_before": matmul_gmacs(),
         "network": network(model, args.repeats),
         "people_engine_640x640": people(model, args.repeats),
         "load_average_after": os.getloadavg(),
+        "matmul_gmacs_after": matmul_gmacs(),
         "note": ("The 2-core CPU is shared with other engineers' processes. This benchmark's own two threads "
                  "make a 1-minute load average of about 2; well above 2, the network got only part of the "
-                 "cores. min_ms is the least disturbed run."),
+                 "cores. min_ms is the least disturbed run. matmul_gmacs_before/after: the host's speed "
+                 "around the run (a 2048^3 fp32 product; about 90 on a quiet host here)."),
     }
     print(f"wrote {write_report(result, args.out, 'model_cpu')}")
 

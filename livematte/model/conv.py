@@ -44,7 +44,7 @@ def nnpack_serves(x: Tensor, kernel: tuple[int, ...], stride: int = 1, groups: i
     return (kernel[0] == kernel[1] and kernel[0] in FAST_KERNELS and stride == 1 and groups == 1
             and x.device.type == "cpu" and x.dtype == torch.float32
             and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
-            and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+            and not torch.compiler.is_compiling() and not torch.compiler.is_exporting() and not torch.jit.is_tracing()
             and nnpack_ready())
 
 
@@ -79,7 +79,7 @@ class KeptWeights:
     @staticmethod
     def keeps(weight: Tensor) -> bool:
         return not ((torch.is_grad_enabled() and weight.requires_grad) or weight.is_inference()  # the latter keeps no version
-                    or torch.compiler.is_compiling() or torch.jit.is_tracing())
+                    or torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing())
 
     def get(self, weight: Tensor, name: str, make: Callable[[], Tensor]) -> Tensor:
         if not self.keeps(weight):
@@ -91,6 +91,10 @@ class KeptWeights:
             with torch.autocast(weight.device.type, enabled=False):  # kept in the weight's dtype, for any caller
                 self._kept[name] = make()
         return self._kept[name]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self._kept.values())
 
     def transform(self, weight: Tensor, name: str, x: Tensor, kernel: Tensor | None = None) -> Tensor | None:
         """NNPACK's transform of the 3x3 `kernel` (default: the weight itself, else derived from it) for

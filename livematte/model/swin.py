@@ -2,11 +2,19 @@
 
 Differences from the classification Swin: the patch embedding is a 1x1 convolution on the stem's
 stride-4 features (no 4x4 patchify), windows pad the map to multiples of 7 (so any input multiple of
-32 works) and every stage returns its output through its own LayerNorm. Shift masks and paddings are
-derived from tensor shapes only, so a trace with a fixed spatial size and a free batch holds.
+32 works) and every stage returns its output through its own LayerNorm. Shift masks, paddings and
+the token gathers that form windows are derived from tensor shapes only, so a trace with a fixed
+spatial size and a free batch holds.
+
+A block gathers the map's tokens into windows in one indexing (the official code pads, rolls and
+partitions: three copies) and back the same way; the attention's output projection, per token, runs
+after gathering back, on the map's tokens only, not on the padding (a third of the tokens at /16 and
+/32 of a 640x352 input).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -57,8 +65,47 @@ def shift_mask(hp: int, wp: int, device: torch.device) -> Tensor:
     return different.float() * -100.0
 
 
+def padded(size: int) -> int:
+    return -(-size // WINDOW) * WINDOW
+
+
+def window_gathers(h: int, w: int, shifted: bool, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """_window_gathers, kept per shape except in a trace, whose tensors must not outlive it. Kept ones are
+    made as normal tensors even in inference mode, so that a later forward with gradients can use them."""
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing():
+        return _window_gathers.__wrapped__(h, w, shifted, device)
+    with torch.inference_mode(False):
+        return _window_gathers(h, w, shifted, device)
+
+
+@functools.lru_cache(maxsize=32)
+def _window_gathers(h: int, w: int, shifted: bool, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Token indices that turn an h x w map into windows and back, as the official pad, roll, partition.
+
+    -> order (hp * wp,): for each window position (windows row-major, tokens row-major inside), the
+    map token it holds (any token where it holds padding); padding: the window positions that hold
+    padding; back (h * w,): the window position of each map token. Shifted windows see the padded
+    map rolled by -SHIFT on both axes.
+    """
+    hp, wp = padded(h), padded(w)
+    shift = SHIFT if shifted else 0
+    i, j = torch.meshgrid(torch.arange(hp, device=device), torch.arange(wp, device=device), indexing="ij")
+    source_i, source_j = (i + shift) % hp, (j + shift) % wp  # the padded map's token at rolled (i, j)
+    inside = (source_i < h) & (source_j < w)
+    order = window_partition(torch.where(inside, source_i * w + source_j, 0)[None, ..., None]).reshape(-1)
+    padding = window_partition(~inside[None, ..., None]).reshape(-1).nonzero().squeeze(1)
+    r, c = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    i, j = (r - shift) % hp, (c - shift) % wp  # where map token (r, c) sits in the rolled map
+    back = ((i // WINDOW) * (wp // WINDOW) + j // WINDOW) * WINDOW**2 + (i % WINDOW) * WINDOW + j % WINDOW
+    return order, padding, back.reshape(-1)
+
+
 class WindowAttention(nn.Module):
-    """Multi-head self-attention inside 7x7 windows with a learned relative position bias."""
+    """Multi-head self-attention inside 7x7 windows with a learned relative position bias.
+
+    forward stops before the output projection `proj`, which is per token: the block applies it to
+    the map's tokens once they are out of their windows.
+    """
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -71,18 +118,17 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        """x: (B * nW, N, C); mask: (nW, N, N) or None."""
+        """x: (B * nW, N, C); mask: (nW, N, N) or None -> (B * nW, N, C), not projected."""
         n, c = x.shape[1], x.shape[2]
         qkv = self.qkv(x).reshape(-1, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
         attn = q @ k.transpose(-2, -1)
         bias = self.relative_position_bias_table[self.relative_position_index.reshape(-1)]
-        attn = attn + bias.reshape(n, n, self.heads).permute(2, 0, 1).unsqueeze(0)
+        bias = bias.reshape(n, n, self.heads).permute(2, 0, 1)
         if mask is not None:
-            windows = mask.shape[0]
-            attn = (attn.reshape(-1, windows, self.heads, n, n) + mask[None, :, None]).reshape(-1, self.heads, n, n)
-        x = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(-1, n, c)
-        return self.proj(x)
+            bias = bias + mask[:, None]  # (nW, heads, N, N): one addition to the scores instead of two
+        attn.view(-1, *bias.shape).add_(bias)
+        return (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(-1, n, c)
 
 
 class Mlp(nn.Module):
@@ -107,15 +153,12 @@ class SwinBlock(nn.Module):
         self.mlp = Mlp(dim, dim * 4)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        h, w = x.shape[1], x.shape[2]
-        hp, wp = -(-h // WINDOW) * WINDOW, -(-w // WINDOW) * WINDOW
-        y = F.pad(self.norm1(x), (0, 0, 0, wp - w, 0, hp - h))
-        if self.shifted:
-            y = torch.roll(y, shifts=(-SHIFT, -SHIFT), dims=(1, 2))
-        y = window_merge(self.attn(window_partition(y), mask if self.shifted else None), hp, wp)
-        if self.shifted:
-            y = torch.roll(y, shifts=(SHIFT, SHIFT), dims=(1, 2))
-        x = x + y[:, :h, :w]
+        b, h, w, c = x.shape
+        order, padding, back = window_gathers(h, w, self.shifted, x.device)
+        windows = self.norm1(x).reshape(b, h * w, c).index_select(1, order)
+        windows.index_fill_(1, padding, 0)  # the official code pads the normalised map with zeros
+        y = self.attn(windows.reshape(-1, WINDOW * WINDOW, c), mask if self.shifted else None)
+        x = x + self.attn.proj(y.reshape(b, -1, c).index_select(1, back)).reshape(b, h, w, c)
         return x + self.mlp(self.norm2(x))
 
 
@@ -141,8 +184,7 @@ class SwinStage(nn.Module):
         self.blocks = nn.ModuleList(SwinBlock(dim, heads, shifted=i % 2 == 1) for i in range(depth))
 
     def forward(self, x: Tensor) -> Tensor:
-        hp, wp = -(-x.shape[1] // WINDOW) * WINDOW, -(-x.shape[2] // WINDOW) * WINDOW
-        mask = shift_mask(hp, wp, x.device).to(x.dtype)
+        mask = shift_mask(padded(x.shape[1]), padded(x.shape[2]), x.device).to(x.dtype)
         for block in self.blocks:
             x = block(x, mask)
         return x
