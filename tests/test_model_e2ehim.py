@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from livematte.model import conv
+from livematte.model import conv, linear
 from livematte.model.e2ehim import E2EHIM, AlphaHead, FusionUNet, GuidanceHead, Refiner, upsample_trimap
 from livematte.model.layers import dynamic_conv
 from tests.e2ehim_helpers import random_model
@@ -200,8 +200,10 @@ def test_every_parameter_is_used():
 def test_exports_with_dynamic_batch(monkeypatch):
     """torch.export fails on data-dependent Python control flow; the graph must accept any batch.
 
-    The eager model uses the exported graph's convolutions (not NNPACK's), so the two agree to rounding."""
+    The eager model uses the exported graph's convolutions and matrix products (not NNPACK's nor
+    oneDNN's packed ones), so the two agree to rounding."""
     monkeypatch.setattr(conv, "nnpack_ready", lambda: False)
+    monkeypatch.setattr(linear, "packed_ready", lambda: False)
     model = random_model(seed=4, fused_alpha=False)
     program = torch.export.export(model, (torch.randn(2, 3, 64, 64),),
                                   dynamic_shapes={"image": {0: torch.export.Dim("batch", max=64)}})

@@ -19,13 +19,12 @@ the time of the full-resolution layers goes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from livematte.model import nnpack
+from livematte.model.kept import KeptWeights, eager_cpu_inference
 
 FAST_KERNELS = (3, 5)
 # below about 32 x 32, transforming the kernel costs more than NNPACK saves (2-3x slower at 11 x 20 here);
@@ -42,10 +41,7 @@ def nnpack_ready() -> bool:
 def nnpack_serves(x: Tensor, kernel: tuple[int, ...], stride: int = 1, groups: int = 1) -> bool:
     """Whether NNPACK can take this convolution: fp32 CPU inference, square 3x3 or 5x5, stride 1, one group."""
     return (kernel[0] == kernel[1] and kernel[0] in FAST_KERNELS and stride == 1 and groups == 1
-            and x.device.type == "cpu" and x.dtype == torch.float32
-            and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
-            and not torch.compiler.is_compiling() and not torch.compiler.is_exporting() and not torch.jit.is_tracing()
-            and nnpack_ready())
+            and eager_cpu_inference(x) and nnpack_ready())
 
 
 def nnpack_applies(x: Tensor, kernel: tuple[int, ...], stride: int = 1, groups: int = 1) -> bool:
@@ -68,49 +64,22 @@ def _nnpack_conv(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int,
     return images[0] if len(images) == 1 else torch.cat(images)
 
 
-class KeptWeights:
-    """Tensors derived from a module's weight, kept while the weight is unchanged (same storage, same
-    version) and nothing wants them differentiable or traced; `make` builds one when needed."""
-
-    def __init__(self) -> None:
-        self._key: tuple | None = None
-        self._kept: dict[str, Tensor] = {}
-
-    @staticmethod
-    def keeps(weight: Tensor) -> bool:
-        return not ((torch.is_grad_enabled() and weight.requires_grad) or weight.is_inference()  # the latter keeps no version
-                    or torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing())
-
-    def get(self, weight: Tensor, name: str, make: Callable[[], Tensor]) -> Tensor:
-        if not self.keeps(weight):
-            return make()
-        key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
-        if key != self._key:
-            self._key, self._kept = key, {}
-        if name not in self._kept:
-            with torch.autocast(weight.device.type, enabled=False):  # kept in the weight's dtype, for any caller
-                self._kept[name] = make()
-        return self._kept[name]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.nbytes for t in self._kept.values())
-
-    def transform(self, weight: Tensor, name: str, x: Tensor, kernel: Tensor | None = None) -> Tensor | None:
-        """NNPACK's transform of the 3x3 `kernel` (default: the weight itself, else derived from it) for
-        convolving x, kept; None where NNPACK does not serve x or the transform would not be kept."""
-        kernel = weight if kernel is None else kernel
-        if not (kernel.shape[-1] == 3 and nnpack_serves(x, kernel.shape[-2:]) and nnpack.available()
-                and self.keeps(weight)):
-            return None
-        return self.get(weight, name, lambda: nnpack.transform(kernel))
+def kept_transform(kept: KeptWeights, weight: Tensor, name: str, x: Tensor,
+                   kernel: Tensor | None = None) -> Tensor | None:
+    """NNPACK's transform of the 3x3 `kernel` (default: the weight itself, else derived from it) for
+    convolving x, kept in `kept`; None where NNPACK does not serve x or the transform would not be kept."""
+    kernel = weight if kernel is None else kernel
+    if not (kernel.shape[-1] == 3 and nnpack_serves(x, kernel.shape[-2:]) and nnpack.available()
+            and kept.keeps(weight)):
+        return None
+    return kept.get(weight, name, lambda: nnpack.transform(kernel))
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, padding: int, stride: int = 1,
            transformed: Tensor | None = None) -> Tensor:
     """F.conv2d with square kernels and zero padding, through NNPACK where it applies.
 
-    transformed: the weight's kept NNPACK transform (KeptWeights.transform), if any."""
+    transformed: the weight's kept NNPACK transform (kept_transform), if any."""
     if transformed is not None or nnpack_applies(x, weight.shape[-2:], stride):
         return _nnpack_conv(x, weight, bias, padding, transformed)
     return F.conv2d(x, weight, bias, stride, padding)
@@ -126,7 +95,8 @@ class Conv2d(nn.Conv2d):
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         if self.stride[0] != 1 or self.groups != 1:
             return super()._conv_forward(input, weight, bias)
-        return conv2d(input, weight, bias, self.padding[0], transformed=self.kept.transform(weight, "transform", input))
+        transformed = kept_transform(self.kept, weight, "transform", input)
+        return conv2d(input, weight, bias, self.padding[0], transformed=transformed)
 
 
 def grouped_conv(x: Tensor, weight: Tensor, padding: int, bias: Tensor | None = None) -> Tensor:
@@ -245,12 +215,12 @@ class UpsampledInputConv(Conv2d):
         rest_weight = self.kept.get(weight, f"rest {start}:{end}",
                                     lambda: torch.cat([weight[:, :start], weight[:, end:]], dim=1))
         out = conv2d(rest, rest_weight, self.bias, self.padding[0],
-                     transformed=self.kept.transform(weight, f"rest transform {start}:{end}", rest, rest_weight))
+                     transformed=kept_transform(self.kept, weight, f"rest transform {start}:{end}", rest, rest_weight))
         low_weight = self.kept.get(weight, f"low {start}:{end}", lambda: weight[:, start:end].contiguous())
         if self.kernel_size[0] == 1:
             out += F.interpolate(F.conv2d(low, low_weight), scale_factor=2, mode="bilinear", align_corners=False)
             return out
         phases = self.kept.get(weight, f"phases {start}:{end}", lambda: phase_kernels(low_weight, self.taps))
-        upsampled_conv(low, low_weight, phases, out, self.kept.transform(weight, f"phases transform {start}:{end}",
-                                                                           low, phases))
+        upsampled_conv(low, low_weight, phases, out, kept_transform(self.kept, weight, f"phases transform {start}:{end}",
+                                                                          low, phases))
         return out

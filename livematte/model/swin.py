@@ -6,6 +6,7 @@ stride-4 features (no 4x4 patchify), windows pad the map to multiples of 7 (so a
 the token gathers that form windows are derived from tensor shapes only, so a trace with a fixed
 spatial size and a free batch holds.
 
+Its linear layers multiply through oneDNN with packed weights on the CPU (linear.py).
 A block gathers the map's tokens into windows in one indexing (the official code pads, rolls and
 partitions: three copies) and back the same way; the attention's output projection, per token, runs
 after gathering back, on the map's tokens only, not on the padding (a third of the tokens at /16 and
@@ -19,6 +20,8 @@ import functools
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from livematte.model.linear import Linear
 
 WINDOW = 7
 SHIFT = WINDOW // 2
@@ -114,8 +117,8 @@ class WindowAttention(nn.Module):
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * WINDOW - 1) ** 2, heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         self.register_buffer("relative_position_index", relative_position_index(WINDOW), persistent=False)
-        self.qkv = nn.Linear(dim, dim * 3)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, dim * 3)
+        self.proj = Linear(dim, dim)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         """x: (B * nW, N, C); mask: (nW, N, N) or None -> (B * nW, N, C), not projected."""
@@ -134,8 +137,8 @@ class WindowAttention(nn.Module):
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = Linear(dim, hidden)
+        self.fc2 = Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(F.gelu(self.fc1(x)))
@@ -168,7 +171,7 @@ class PatchMerging(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(4 * dim)
-        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.reduction = Linear(4 * dim, 2 * dim, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.pad(x, (0, 0, 0, x.shape[2] % 2, 0, x.shape[1] % 2))

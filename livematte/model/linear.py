@@ -1,0 +1,38 @@
+"""Linear layers that, in fp32 CPU inference, multiply through oneDNN with their weight packed once.
+
+oneDNN's matrix product with the weight reordered to its blocked layout is 10-25 % faster here than
+MKL's sgemm, which nn.Linear calls, on most of Swin's shapes (e.g. 7.2 -> 5.5 ms for 14080 tokens,
+384 -> 96 channels). The packing depends on the number of rows, so one is kept per row count
+(KeptWeights). Elsewhere (gradients, autocast, exports, CUDA, a torch without oneDNN) nn.Linear's own
+path runs.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor, nn
+
+from livematte.model.kept import KeptWeights, eager_cpu_inference
+
+
+@functools.cache
+def packed_ready() -> bool:
+    return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
+class Linear(nn.Linear):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.kept = KeptWeights()
+
+    def forward(self, x: Tensor) -> Tensor:
+        rows = x.numel() // x.shape[-1]
+        if not (rows and packed_ready() and eager_cpu_inference(x) and self.kept.keeps(self.weight)):
+            return super().forward(x)
+        packed = self.kept.get(self.weight, f"packed {rows}",
+                               lambda: torch.ops.mkldnn._reorder_linear_weight(self.weight, rows))
+        out = torch.ops.mkldnn._linear_pointwise(x.reshape(rows, x.shape[-1]), packed, self.bias, "none", [], "")
+        return out.reshape(*x.shape[:-1], out.shape[-1])
