@@ -4,7 +4,8 @@
 
 Random weights (the official checkpoint is not shipped; the compute does not depend on the values).
 1. The network alone, batch 1, at 640x640 and 640x352 (W x H, the 16:9 input): fp32 as the engine
-   runs it (NNPACK's Winograd/FFT for the 3x3 and 5x5 convolutions, NCHW), fp32 with oneDNN only
+   runs it (NNPACK's Winograd/FFT for the 3x3 and 5x5 convolutions, their transforms kept, NCHW; Swin's
+   linear layers through oneDNN with packed weights), fp32 with oneDNN only
    (channels_last, the previous default), and bf16 autocast (not the official function to 1e-5; for
    reference): median and p95 of --repeats runs after a warm-up.
 2. The whole engine (pre-process, network, post-process) at 640x640 on ../shared/media/group1.jpg,
@@ -32,6 +33,7 @@ import torch
 from livematte.engine.torch_engine import TorchEngine
 from livematte.model import conv
 from livematte.model.e2ehim import E2EHIM
+from livematte.model.kept import KeptWeights
 from pipelines.report import cpu_model, write_report
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
@@ -91,8 +93,8 @@ def network(model: E2EHIM, repeats: int) -> list[dict]:
 
 
 def kept_bytes(model: E2EHIM) -> int:
-    """Memory the modules keep beside their weights: NNPACK kernel transforms, phase kernels."""
-    return sum(module.kept.nbytes for module in model.modules() if isinstance(module, conv.Conv2d))
+    """Memory the modules keep beside their weights: NNPACK kernel transforms, phase kernels, packed matrices."""
+    return sum(module.kept.nbytes for module in model.modules() if isinstance(getattr(module, "kept", None), KeptWeights))
 
 
 def matmul_gmacs() -> float:
@@ -133,7 +135,8 @@ def main() -> None:
         "device": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                    "torch": torch.__version__, "python": platform.python_version()},
         "batch": 1, "weights": "random",
-        "engine_precision": "fp32, NNPACK for 3x3/5x5 (3x3 kernels' transforms kept between calls), NCHW",
+        "engine_precision": ("fp32, NNPACK for 3x3/5x5 (3x3 kernels' transforms kept between calls), NCHW; "
+                             "Swin's linear layers through oneDNN with packed weights"),
         "load_average_before": load_before,
         "matmul_gmacs_before": matmul_gmacs(),
         "network": network(model, args.repeats),
