@@ -143,7 +143,8 @@ def phase_kernels(weight: Tensor, taps: Tensor) -> Tensor:
     return phased.reshape(*weight.shape[:-4], 4 * weight.shape[-4], *weight.shape[-3:])
 
 
-def upsampled_conv(x: Tensor, weight: Tensor, phases: Tensor, out: Tensor, transformed: Tensor | None = None) -> None:
+def upsampled_conv(x: Tensor, weight: Tensor, phases: Tensor, out: Tensor,
+                   transformed: Tensor | None = None) -> None:
     """Adds conv(up2(x), weight) (zero padding k // 2, no bias) to out, up2 never materialised.
 
     weight (O, C, k, k), or (B, O, C, k, k) for one weight per image; phases: phase_kernels(weight),
@@ -153,12 +154,13 @@ def upsampled_conv(x: Tensor, weight: Tensor, phases: Tensor, out: Tensor, trans
     zeros. What those repeats add to the outer k // 2 rows and columns is small 1-D convolutions
     (`edge_echoes`), subtracted.
     """
-    r = weight.shape[-1] // 2
+    r, per_image = weight.shape[-1] // 2, weight.dim() == 5
     padded = F.pad(x, (r, r, r, r), mode="replicate")
-    phased = grouped_conv(padded, phases, 0) if weight.dim() == 5 else conv2d(padded, phases, None, 0, transformed=transformed)
-    b, o, h, w = out.shape
+    phased = (grouped_conv(padded, phases, 0) if per_image
+              else conv2d(padded, phases, None, 0, transformed=transformed))
+    b, o, h, w = out.shape  # phase (a, c) of output channel o lands on rows 2i + a, columns 2j + c
     out.view(b, o, h // 2, 2, w // 2, 2).add_(phased.view(b, o, 2, 2, h // 2, w // 2).permute(0, 1, 4, 2, 5, 3))
-    convolve = grouped_conv if weight.dim() == 5 else (lambda x, w, padding: conv2d(x, w, None, padding))
+    convolve = grouped_conv if per_image else (lambda x, w, padding: conv2d(x, w, None, padding))
     top, bottom, left, right = edge_echoes(x, weight, convolve)
     out[..., :r, :] -= top
     out[..., -r:, :] -= bottom
@@ -221,6 +223,6 @@ class UpsampledInputConv(Conv2d):
             out += F.interpolate(F.conv2d(low, low_weight), scale_factor=2, mode="bilinear", align_corners=False)
             return out
         phases = self.kept.get(weight, f"phases {start}:{end}", lambda: phase_kernels(low_weight, self.taps))
-        upsampled_conv(low, low_weight, phases, out, kept_transform(self.kept, weight, f"phases transform {start}:{end}",
-                                                                          low, phases))
+        transformed = kept_transform(self.kept, weight, f"phases transform {start}:{end}", low, phases)
+        upsampled_conv(low, low_weight, phases, out, transformed)
         return out

@@ -31,7 +31,8 @@ class KeptWeights:
 
     @staticmethod
     def keeps(weight: Tensor) -> bool:
-        return not ((torch.is_grad_enabled() and weight.requires_grad) or weight.is_inference()  # the latter keeps no version
+        """Whether derivations of this weight may be kept; an inference tensor keeps no version to watch."""
+        return not ((torch.is_grad_enabled() and weight.requires_grad) or weight.is_inference()
                     or torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing())
 
     def get(self, weight: Tensor, name: str, make: Callable[[], Tensor]) -> Tensor:
