@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from livematte.model.swin import (SwinStage, SwinTiny, relative_position_index, shift_mask, window_merge,
+from livematte.model.swin import (SwinStage, SwinTiny, relative_position_index, shift_mask, window_gathers,
                                   window_partition)
 
 
@@ -45,11 +45,16 @@ def test_relative_position_index():
 
 
 def test_window_partition_round_trip():
+    """Partition into windows, and the gathers a block uses back out of them (shifted or not, padded)."""
     x = torch.randn(2, 14, 21, 5)
     windows = window_partition(x)
     assert windows.shape == (12, 49, 5)
     assert torch.equal(windows[1], x[0, :7, 7:14].reshape(49, 5))
-    assert torch.equal(window_merge(windows, 14, 21), x)
+    for height, width, shifted in ((14, 21, False), (9, 17, False), (9, 17, True)):
+        x = torch.randn(2, height, width, 5)
+        order, _, back = window_gathers(height, width, shifted, x.device)
+        tokens = x.reshape(2, -1, 5)
+        assert torch.equal(tokens.index_select(1, order).index_select(1, back), tokens)
 
 
 def test_pyramid_shapes_and_buffers():

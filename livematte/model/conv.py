@@ -19,6 +19,7 @@ the time of the full-resolution layers goes.
 from __future__ import annotations
 
 import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn

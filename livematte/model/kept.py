@@ -13,11 +13,15 @@ import torch
 from torch import Tensor
 
 
+def tracing() -> bool:
+    """torch.compile, torch.export or a TorchScript trace is recording: tensors made now must not be kept."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
 def eager_cpu_inference(x: Tensor) -> bool:
     """x is fp32 on the CPU, with no gradient, autocast, compile, export or trace around."""
     return (x.device.type == "cpu" and x.dtype == torch.float32
-            and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
-            and not torch.compiler.is_compiling() and not torch.compiler.is_exporting() and not torch.jit.is_tracing())
+            and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu") and not tracing())
 
 
 class KeptWeights:
@@ -32,8 +36,7 @@ class KeptWeights:
     @staticmethod
     def keeps(weight: Tensor) -> bool:
         """Whether derivations of this weight may be kept; an inference tensor keeps no version to watch."""
-        return not ((torch.is_grad_enabled() and weight.requires_grad) or weight.is_inference()
-                    or torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing())
+        return not ((torch.is_grad_enabled() and weight.requires_grad) or weight.is_inference() or tracing())
 
     def get(self, weight: Tensor, name: str, make: Callable[[], Tensor]) -> Tensor:
         if not self.keeps(weight):

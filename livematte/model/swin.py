@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from livematte.model.kept import tracing
 from livematte.model.linear import Linear
 
 WINDOW = 7
@@ -43,13 +44,6 @@ def window_partition(x: Tensor) -> Tensor:
     _, hp, wp, c = x.shape
     x = x.reshape(-1, hp // WINDOW, WINDOW, wp // WINDOW, WINDOW, c).permute(0, 1, 3, 2, 4, 5)
     return x.reshape(-1, WINDOW * WINDOW, c)
-
-
-def window_merge(windows: Tensor, hp: int, wp: int) -> Tensor:
-    """Inverse of window_partition: (B * nW, WINDOW^2, C) -> (B, Hp, Wp, C)."""
-    c = windows.shape[-1]
-    x = windows.reshape(-1, hp // WINDOW, wp // WINDOW, WINDOW, WINDOW, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, hp, wp, c)
 
 
 def shift_mask(hp: int, wp: int, device: torch.device) -> Tensor:
@@ -75,7 +69,7 @@ def padded(size: int) -> int:
 def window_gathers(h: int, w: int, shifted: bool, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     """_window_gathers, kept per shape except in a trace, whose tensors must not outlive it. Kept ones are
     made as normal tensors even in inference mode, so that a later forward with gradients can use them."""
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing():
+    if tracing():
         return _window_gathers.__wrapped__(h, w, shifted, device)
     with torch.inference_mode(False):
         return _window_gathers(h, w, shifted, device)
