@@ -17,6 +17,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import livematte  # first: it sets how OpenMP threads wait, which libgomp reads when torch loads it
 import matplotlib
 
 matplotlib.use("Agg")
@@ -58,6 +59,7 @@ def main() -> None:
         "benchmark": "backpressure: E2E-HIM (random weights) on CPU behind a live 30 fps 1280x720 source",
         "date": today,
         "device": machine(),
+        "livematte": livematte.__version__,
         "input_size": list(args.input_size),
         "pipeline": summary,
         "camera_frames_per_output": round((summary["dropped"] + summary["frames"]) / summary["frames"], 1),

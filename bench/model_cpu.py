@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from unittest.mock import patch
 
+import livematte  # first: it sets how OpenMP threads wait, which libgomp reads when torch loads it
 import cv2
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ from livematte.engine.torch_engine import TorchEngine
 from livematte.model import conv
 from livematte.model.e2ehim import E2EHIM
 from livematte.model.kept import KeptWeights
-from pipelines.report import cpu_model, write_report
+from pipelines.report import cpu_model, openmp_wait, write_report
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 SIZES = {"640x640": (640, 640), "640x352": (352, 640)}  # name W x H -> (h, w)
@@ -133,7 +134,8 @@ def main() -> None:
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "device": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                   "torch": torch.__version__, "python": platform.python_version()},
+                   "torch": torch.__version__, "python": platform.python_version(), "openmp_wait": openmp_wait(),
+                   "livematte": livematte.__version__},
         "batch": 1, "weights": "random",
         "engine_precision": ("fp32, NNPACK for 3x3/5x5 (3x3 kernels' transforms kept between calls), NCHW; "
                              "Swin's linear layers through oneDNN with packed weights"),

@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import livematte  # first: it sets how OpenMP threads wait, which libgomp reads when torch loads it
 import numpy as np
 import onnxruntime as ort
 import torch
@@ -33,7 +34,7 @@ from model_cpu import SIZES, summary
 
 from livematte.export.onnx import INPUT, OUTPUTS, export_onnx
 from livematte.model.e2ehim import E2EHIM
-from pipelines.report import cpu_model, write_report
+from pipelines.report import cpu_model, openmp_wait, write_report
 
 DEFAULT_THREADS = torch.get_num_threads()
 
@@ -102,7 +103,8 @@ def main() -> None:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "device": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_default_threads": DEFAULT_THREADS,
                    "torch": torch.__version__, "onnxruntime": ort.__version__, "python": platform.python_version(),
-                   "numpy": np.__version__},
+                   "numpy": np.__version__, "openmp_wait": openmp_wait(),
+                   "livematte": livematte.__version__},
         "batch": 1, "weights": "random", "torch_config": "fp32, channels_last, fused alpha head, inference_mode",
         "onnxruntime_config": "CPUExecutionProvider, fp32 export (opset 18), default graph optimisations",
         "load_average_before": load_before,

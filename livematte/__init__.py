@@ -2,12 +2,16 @@
 
 import os
 
-# OpenMP threads (torch's and numba's) sleep between parallel regions instead of spinning, libgomp's
-# default. The live pipeline runs capture, tracking, compositing and the network on their own threads;
-# spinning threads starve them on a few cores: the E2E-HIM network at 640x352 took 3.4-10.7 s per frame
-# beside other work instead of 2.0 s, and one WebRTC peer got 10-22 fps instead of 30 (bench/webrtc_cpu.py).
-# libgomp reads the variable once, when it is loaded (by torch's import): so it is set here, first.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads (torch's and numba's) spin for about 0.1 ms after a parallel region, then sleep.
+# libgomp's default spin, about 3 ms, starves the live pipeline's other threads (capture, tracking,
+# compositing) on a few cores: the E2E-HIM network at 640x352 took 3.4-10.7 s per frame beside other
+# work instead of 2.0 s, and one WebRTC peer got 10-22 fps instead of 30 (bench/webrtc_cpu.py); it also
+# takes a core from NNPACK's own threads, which start right after. Not spinning at all
+# (OMP_WAIT_POLICY=PASSIVE) makes each of the network's ~1000 parallel regions wake a sleeping thread:
+# 8 % slower than this short spin at 640x352. libgomp reads the variables once, when it is loaded (by
+# torch's import), so they are set here, first; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT stands.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 from livematte.memory import keep_freed_memory  # noqa: E402
 

@@ -20,10 +20,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def openmp_wait() -> dict:
+    """How OpenMP's threads wait between parallel regions in this process (livematte/__init__.py sets it)."""
+    return {name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+
+
 def machine() -> dict:
-    """CPU, cores, load average now (the machines are shared: it says how much of them a run got), Python."""
+    """CPU, cores, load average now (the machines are shared: it says how much of them a run got), Python,
+    OpenMP's wait."""
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
-            "python": platform.python_version()}
+            "python": platform.python_version(), "openmp_wait": openmp_wait()}
 
 
 def report_path(folder: Path, stem: str) -> Path:
