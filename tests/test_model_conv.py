@@ -68,7 +68,8 @@ def test_upsampled_conv_equals_convolving_the_upsampled_map(monkeypatch, kernel,
     weight = torch.randn(*((2,) if per_image else ()), 5, 6, kernel, kernel)
     with torch.inference_mode():
         out = torch.zeros(2, 5, 66, 62)
-        conv.upsampled_conv(x, weight, conv.phase_kernels(weight, conv.upsample_taps(kernel)), out)
+        phases = conv.phase_kernels(weight, conv.upsample_taps(kernel))
+        conv.upsampled_conv(x, phases, conv.edge_kernels(weight), out)
     up = F.interpolate(x.double(), scale_factor=2, mode="bilinear", align_corners=False)
     expected = torch.cat([F.conv2d(up[i:i + 1], (weight[i] if per_image else weight).double(), padding=kernel // 2)
                           for i in range(2)])

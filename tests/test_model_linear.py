@@ -44,3 +44,16 @@ def test_packed_weight_follows_changes_and_gradients_take_torchs_path():
     assert trained.requires_grad
     trained.sum().backward()
     assert layer.weight.grad is not None
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_gelu_layer_applies_exact_gelu_on_both_paths(monkeypatch, packed):
+    monkeypatch.setattr(linear, "packed_ready", lambda: packed)
+    torch.manual_seed(2)
+    layer, x = linear.Linear(16, 32, gelu=True), 3 * torch.randn(2, 9, 16)
+    with torch.inference_mode():
+        out = layer(x)
+    with torch.no_grad():
+        expected = F.gelu(F.linear(x, layer.weight, layer.bias))
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    assert (out < 0).any()  # the negative lobe: GELU, not a ReLU

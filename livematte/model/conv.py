@@ -144,57 +144,66 @@ def phase_kernels(weight: Tensor, taps: Tensor) -> Tensor:
     return phased.reshape(*weight.shape[:-4], 4 * weight.shape[-4], *weight.shape[-3:])
 
 
-def upsampled_conv(x: Tensor, weight: Tensor, phases: Tensor, out: Tensor,
-                   transformed: Tensor | None = None) -> None:
+def edge_kernels(weight: Tensor) -> Tensor:
+    """The matrices edge_echoes multiplies by: (..., 4, r O, C k) for kernels (..., O, C, k, k), r = k // 2.
+
+    For each edge (top, bottom, left, right) and each of the r output rows (columns) next to it, the sum
+    of the kernel rows (columns) that reach past the edge."""
+    k = weight.shape[-1]
+    r = k // 2
+    matrices = []
+    for dim in (-2, -1):
+        for last in (False, True):
+            parts = [(k - 1 - i, i + 1) if last else (0, r - i) for i in range(r)]  # (first kernel row, count)
+            reaching = torch.cat([weight.narrow(dim, start, count).sum(dim) for start, count in parts], dim=-3)
+            matrices.append(reaching.flatten(-2))
+    return torch.stack(matrices, dim=-3)
+
+
+def upsampled_conv(x: Tensor, phases: Tensor, edges: Tensor, out: Tensor, transformed: Tensor | None = None) -> None:
     """Adds conv(up2(x), weight) (zero padding k // 2, no bias) to out, up2 never materialised.
 
-    weight (O, C, k, k), or (B, O, C, k, k) for one weight per image; phases: phase_kernels(weight),
-    transformed: their kept NNPACK transform, if any; out (B, O, 2H, 2W).
+    For weight (O, C, k, k), or (B, O, C, k, k) for one weight per image: phases: phase_kernels(weight),
+    edges: edge_kernels(weight); transformed: the phases' kept NNPACK transform, if any; out (B, O, 2H, 2W).
     x is padded with its edge rows and columns, which reproduces up2's own edge rule inside the map;
     outside it the phases see the map's edge rows and columns repeated where the convolution sees
-    zeros. What those repeats add to the outer k // 2 rows and columns is small 1-D convolutions
-    (`edge_echoes`), subtracted.
+    zeros. What those repeats add to the outer k // 2 rows and columns (`edge_echoes`) is subtracted.
     """
-    r, per_image = weight.shape[-1] // 2, weight.dim() == 5
+    r, per_image = phases.shape[-1] // 2, phases.dim() == 5
     padded = F.pad(x, (r, r, r, r), mode="replicate")
     phased = (grouped_conv(padded, phases, 0) if per_image
               else conv2d(padded, phases, None, 0, transformed=transformed))
     b, o, h, w = out.shape  # phase (a, c) of output channel o lands on rows 2i + a, columns 2j + c
     out.view(b, o, h // 2, 2, w // 2, 2).add_(phased.view(b, o, 2, 2, h // 2, w // 2).permute(0, 1, 4, 2, 5, 3))
-    convolve = grouped_conv if per_image else (lambda x, w, padding: conv2d(x, w, None, padding))
-    top, bottom, left, right = edge_echoes(x, weight, convolve)
+    top, bottom, left, right = edge_echoes(x, edges)
     out[..., :r, :] -= top
     out[..., -r:, :] -= bottom
     out[..., :r] -= left
     out[..., -r:] -= right
 
 
-def edge_echoes(x: Tensor, weight: Tensor, convolve) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def edge_echoes(x: Tensor, edges: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """What the repeats outside up2(x) add to the outer r = k // 2 output rows and columns.
 
     Above the map each of the r repeated rows is up2(x)'s first row (itself extended sideways by
     repeats), so output row i gets that row convolved with the sum of the kernel rows that reach above
-    the map (the first r - i). Below likewise; left and right the same with columns, over the map's
-    own rows only (the corners belong to the rows). -> top, bottom (.., O, r, W); left, right (.., O, H, r).
+    the map (the first r - i; edges: edge_kernels). Below likewise; left and right the same with
+    columns, over the map's own rows only (the corners belong to the rows). Each edge is one matrix
+    product over its line's k shifts: a convolution library spends more on setting up such a thin
+    convolution than on computing it. -> top, bottom (B, O, r, 2W); left, right (B, O, 2H, r).
     """
-    k = weight.shape[-1]
+    k = edges.shape[-1] // x.shape[1]
     r = k // 2
-
-    def echo(edge: Tensor, dim: int, last: bool) -> Tensor:
-        """edge: the repeated row (dim -2) or column (dim -1), padded to give the full output length."""
-        parts = [(k - 1 - i, i + 1) if last else (0, r - i) for i in range(r)]  # (first kernel row, count)
-        kernels = torch.cat([weight.narrow(dim, start, count).sum(dim, keepdim=True) for start, count in parts], dim=-4)
-        out = convolve(edge, kernels, 0)  # (.., r O, 1, W) or (.., r O, H, 1)
-        out = out.unflatten(-3, (r, -1)).squeeze(dim)  # (.., r, O, W) or (.., r, O, H)
-        return out.movedim(-3, -2) if dim == -2 else out.movedim(-3, -1)
-
-    def edge(dim: int, last: bool) -> Tensor:
-        """up2(x)'s first or last row (dim -2) or column (dim -1), upsampled along its length only."""
-        line = x.narrow(dim, x.shape[dim] - 1 if last else 0, 1)
-        line = F.interpolate(line, scale_factor=(1, 2) if dim == -2 else (2, 1), mode="bilinear", align_corners=False)
-        return F.pad(line, (r, r, 0, 0), mode="replicate") if dim == -2 else F.pad(line, (0, 0, r, r))
-
-    return tuple(echo(edge(dim, last), dim, last) for dim in (-2, -1) for last in (False, True))
+    echoes = []
+    for index, (dim, last) in enumerate(((-2, False), (-2, True), (-1, False), (-1, True))):
+        line = x.narrow(dim, x.shape[dim] - 1 if last else 0, 1).squeeze(dim)  # (B, C, L)
+        line = F.interpolate(line, scale_factor=2, mode="linear", align_corners=False)
+        line = F.pad(line, (r, r), mode="replicate" if dim == -2 else "constant")
+        length = line.shape[-1] - 2 * r
+        shifts = torch.stack([line.narrow(-1, t, length) for t in range(k)], dim=-2)  # (B, C, k, 2L)
+        echo = (edges.select(-3, index) @ shifts.flatten(1, 2)).unflatten(1, (r, -1))  # (B, r, O, 2L)
+        echoes.append(echo.movedim(1, 2) if dim == -2 else echo.permute(0, 2, 3, 1))
+    return tuple(echoes)
 
 
 class UpsampledInputConv(Conv2d):
@@ -224,6 +233,7 @@ class UpsampledInputConv(Conv2d):
             out += F.interpolate(F.conv2d(low, low_weight), scale_factor=2, mode="bilinear", align_corners=False)
             return out
         phases = self.kept.get(weight, f"phases {start}:{end}", lambda: phase_kernels(low_weight, self.taps))
+        edges = self.kept.get(weight, f"edges {start}:{end}", lambda: edge_kernels(low_weight))
         transformed = kept_transform(self.kept, weight, f"phases transform {start}:{end}", low, phases)
-        upsampled_conv(low, low_weight, phases, out, transformed)
+        upsampled_conv(low, phases, edges, out, transformed)
         return out

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from livematte.model.conv import (Conv2d, UpsampledInputConv, grouped_conv, phase_kernels, upsample_taps,
-                                  upsampled_conv)
+from livematte.model.conv import (Conv2d, UpsampledInputConv, edge_kernels, grouped_conv, phase_kernels,
+                                  upsample_taps, upsampled_conv)
 from livematte.model.layers import (ConvNormAct, ConvResStage, Mlp, PositionAttention, dynamic_conv, leaky,
                                     relu, upsample)
 from livematte.model.swin import SwinTiny
@@ -282,7 +282,7 @@ class AlphaHead(nn.Module):
         split = features.shape[1]
         on_features = composite[:, :, :split]
         alpha = grouped_conv(image, composite[:, :, split:], 2, composite_bias)
-        upsampled_conv(features, on_features, phase_kernels(on_features, self.taps), alpha)
+        upsampled_conv(features, phase_kernels(on_features, self.taps), edge_kernels(on_features), alpha)
         top, bottom, left, right = self._ring(features, image, k2, b2)
         alpha[:, :, :, :1] = left
         alpha[:, :, :, -1:] = right
