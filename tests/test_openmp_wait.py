@@ -1,0 +1,31 @@
+"""livematte chooses how OpenMP threads wait before torch loads libgomp, unless the user chose."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+OPENMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+
+def libgomp_settings(**variables: str) -> dict[str, str]:
+    """The settings libgomp reports (OMP_DISPLAY_ENV) in a process that imports livematte, then torch."""
+    env = {k: v for k, v in os.environ.items() if k not in OPENMP_VARIABLES} | variables | {"OMP_DISPLAY_ENV": "VERBOSE"}
+    result = subprocess.run([sys.executable, "-c", "import livematte, torch"], env=env, capture_output=True,
+                            text=True, timeout=120, check=True)
+    settings = dict(re.findall(r"^\s*(\w+) = '([^']*)'", result.stderr, re.MULTILINE))
+    if "GOMP_SPINCOUNT" not in settings:
+        pytest.skip("torch's OpenMP runtime is not libgomp: it does not report GOMP_SPINCOUNT")
+    return settings
+
+
+def test_threads_spin_briefly_by_default():
+    assert libgomp_settings()["GOMP_SPINCOUNT"] == "10000"
+
+
+def test_the_users_own_choice_stands():
+    assert libgomp_settings(OMP_WAIT_POLICY="PASSIVE")["GOMP_SPINCOUNT"] == "0"
+    assert libgomp_settings(OMP_WAIT_POLICY="ACTIVE")["GOMP_SPINCOUNT"] not in ("0", "10000")
+    assert libgomp_settings(GOMP_SPINCOUNT="500")["GOMP_SPINCOUNT"] == "500"
