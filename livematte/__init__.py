@@ -3,13 +3,14 @@
 import os
 
 # OpenMP threads (torch's and numba's) spin for about 0.1 ms after a parallel region, then sleep.
-# libgomp's default spin, about 3 ms, starves the live pipeline's other threads (capture, tracking,
-# compositing) on a few cores: the E2E-HIM network at 640x352 took 3.4-10.7 s per frame beside other
-# work instead of 2.0 s, and one WebRTC peer got 10-22 fps instead of 30 (bench/webrtc_cpu.py); it also
-# takes a core from NNPACK's own threads, which start right after. Not spinning at all
-# (OMP_WAIT_POLICY=PASSIVE) makes each of the network's ~1000 parallel regions wake a sleeping thread:
-# 8 % slower than this short spin at 640x352. libgomp reads the variables once, when it is loaded (by
-# torch's import), so they are set here, first; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT stands.
+# libgomp's default spin, about 3 ms, takes cores from other threads: from NNPACK's own, which start
+# right after an OpenMP op (the network's wide convolutions ran 15-25 % slower), and from the live
+# pipeline's capture, tracking and compositing threads (the network once took 3.4-10.7 s per 640x352
+# frame beside other work instead of 2.0 s). Not spinning at all (OMP_WAIT_POLICY=PASSIVE) makes each
+# of the network's ~1000 parallel regions wake a sleeping thread: 8 % slower at 640x352, and the main
+# job ran at 21-24 fps instead of 25-27 (README, Measured). libgomp reads the variables once, when
+# it is loaded (by torch's import), so they are set here, first; a user's own OMP_WAIT_POLICY or
+# GOMP_SPINCOUNT stands.
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
