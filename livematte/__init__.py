@@ -7,10 +7,9 @@ import os
 # right after an OpenMP op (the network's wide convolutions ran 15-25 % slower), and from the live
 # pipeline's capture, tracking and compositing threads (the network once took 3.4-10.7 s per 640x352
 # frame beside other work instead of 2.0 s). Not spinning at all (OMP_WAIT_POLICY=PASSIVE) makes each
-# of the network's ~1000 parallel regions wake a sleeping thread: 8 % slower at 640x352, and the main
-# job ran at 21-24 fps instead of 25-27 (README, Measured). libgomp reads the variables once, when
-# it is loaded (by torch's import), so they are set here, first; a user's own OMP_WAIT_POLICY or
-# GOMP_SPINCOUNT stands.
+# of the network's ~1000 parallel regions wake a sleeping thread: 0.94 s against 1.08 s at 640x352
+# (bench/openmp_wait.py). libgomp reads the variables once, when it is loaded (by torch's import), so
+# they are set here, first; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT stands.
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
