@@ -8,9 +8,10 @@ spatial size and a free batch holds.
 
 Its linear layers multiply through oneDNN with packed weights on the CPU (linear.py).
 A block gathers the map's tokens into windows in one indexing (the official code pads, rolls and
-partitions: three copies) and back the same way; the attention's output projection, per token, runs
-after gathering back, on the map's tokens only, not on the padding (a third of the tokens at /16 and
-/32 of a 640x352 input).
+partitions: three copies) and back the same way. The attention's per-token projections run on the
+map's tokens only, not on the padding (a third of the tokens at /16 and /32 of a 640x352 input):
+`qkv` before the tokens are gathered into windows (a padding token, zero, projects to the bias), the
+output projection `proj` after they are gathered back.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def _window_gathers(h: int, w: int, shifted: bool, device: torch.device) -> tupl
     source_i, source_j = (i + shift) % hp, (j + shift) % wp  # the padded map's token at rolled (i, j)
     inside = (source_i < h) & (source_j < w)
     order = window_partition(torch.where(inside, source_i * w + source_j, 0)[None, ..., None]).reshape(-1)
-    padding = window_partition(~inside[None, ..., None]).reshape(-1).nonzero().squeeze(1)
+    # as many as the shapes say (no data-dependent size, which an export cannot follow)
+    padding = torch.topk(window_partition(~inside[None, ..., None]).reshape(-1).int(), hp * wp - h * w).indices
     r, c = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
     i, j = (r - shift) % hp, (c - shift) % wp  # where map token (r, c) sits in the rolled map
     back = ((i // WINDOW) * (wp // WINDOW) + j // WINDOW) * WINDOW**2 + (i % WINDOW) * WINDOW + j % WINDOW
@@ -100,8 +102,8 @@ def _window_gathers(h: int, w: int, shifted: bool, device: torch.device) -> tupl
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside 7x7 windows with a learned relative position bias.
 
-    forward stops before the output projection `proj`, which is per token: the block applies it to
-    the map's tokens once they are out of their windows.
+    Both projections are per token, so the block applies them outside: `qkv` to the map's tokens before
+    they are gathered into windows, `proj` once they are out of them; forward is what happens inside.
     """
 
     def __init__(self, dim: int, heads: int) -> None:
@@ -114,10 +116,11 @@ class WindowAttention(nn.Module):
         self.qkv = Linear(dim, dim * 3)
         self.proj = Linear(dim, dim)
 
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        """x: (B * nW, N, C); mask: (nW, N, N) or None -> (B * nW, N, C), not projected."""
-        n, c = x.shape[1], x.shape[2]
-        qkv = self.qkv(x).reshape(-1, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+    def forward(self, qkv: Tensor, mask: Tensor | None) -> Tensor:
+        """qkv: the windows' tokens projected by `qkv`, (B * nW, N, 3 C); mask: (nW, N, N) or None
+        -> (B * nW, N, C), not projected."""
+        n, c = qkv.shape[1], qkv.shape[2] // 3
+        qkv = qkv.reshape(-1, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
         attn = q @ k.transpose(-2, -1)
         bias = self.relative_position_bias_table[self.relative_position_index.reshape(-1)]
@@ -152,9 +155,10 @@ class SwinBlock(nn.Module):
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         b, h, w, c = x.shape
         order, padding, back = window_gathers(h, w, self.shifted, x.device)
-        windows = self.norm1(x).reshape(b, h * w, c).index_select(1, order)
-        windows.index_fill_(1, padding, 0)  # the official code pads the normalised map with zeros
-        y = self.attn(windows.reshape(-1, WINDOW * WINDOW, c), mask if self.shifted else None)
+        windows = self.attn.qkv(self.norm1(x).reshape(b, h * w, c)).index_select(1, order)
+        # the official code pads the normalised map with zeros, which the product takes to its bias
+        windows.index_copy_(1, padding, self.attn.qkv.bias.expand(b, len(padding), -1))
+        y = self.attn(windows.reshape(-1, WINDOW * WINDOW, 3 * c), mask if self.shifted else None)
         x = x + self.attn.proj(y.reshape(b, -1, c).index_select(1, back)).reshape(b, h, w, c)
         return x + self.mlp(self.norm2(x))
 
