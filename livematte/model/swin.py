@@ -157,7 +157,7 @@ class SwinBlock(nn.Module):
         order, padding, back = window_gathers(h, w, self.shifted, x.device)
         windows = self.attn.qkv(self.norm1(x).reshape(b, h * w, c)).index_select(1, order)
         # the official code pads the normalised map with zeros, which the product takes to its bias
-        windows.index_copy_(1, padding, self.attn.qkv.bias.expand(b, len(padding), -1))
+        windows.index_copy_(1, padding, self.attn.qkv.bias.to(windows.dtype).expand(b, len(padding), -1))
         y = self.attn(windows.reshape(-1, WINDOW * WINDOW, 3 * c), mask if self.shifted else None)
         x = x + self.attn.proj(y.reshape(b, -1, c).index_select(1, back)).reshape(b, h, w, c)
         return x + self.mlp(self.norm2(x))
