@@ -24,11 +24,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipelines.report import machine, write_report
+from pipelines.report import environment_with_openmp_wait, machine, openmp_wait, write_report
 
 # how OpenMP's threads wait -> the variables the child process gets (livematte's own: none, it sets them)
 WAITS = {"default spin": {"GOMP_SPINCOUNT": "300000"}, "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"}, "livematte": {}}
-OPENMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 NETWORK_SIZE = (352, 640)
 
 
@@ -60,9 +59,9 @@ CASES = {"network_640x352": network, "main_job": main_job}
 
 
 def child(case: str, wait: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in OPENMP_VARIABLES} | WAITS[wait]
     command = [sys.executable, __file__, "--child", case]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(command, env=environment_with_openmp_wait(WAITS[wait]), capture_output=True, text=True,
+                            check=True)
     return json.loads(result.stdout.splitlines()[-1])
 
 
@@ -76,8 +75,7 @@ def main(argv=None) -> int:
         import livematte  # first: it sets how OpenMP threads wait, which libgomp reads when torch loads it
 
         result = CASES[args.child]()
-        print(json.dumps({**result, "openmp_wait": {k: os.environ.get(k) for k in OPENMP_VARIABLES},
-                          "livematte": livematte.__version__}))
+        print(json.dumps({**result, "openmp_wait": openmp_wait(), "livematte": livematte.__version__}))
         return 0
 
     device = machine()

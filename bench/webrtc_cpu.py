@@ -44,13 +44,12 @@ from livematte.synthetic import SyntheticScene
 from livematte.webrtc.cli import SERVE_CONFIG
 from livematte.webrtc.engines import PeerEngines
 from livematte.webrtc.session import PeerSession
-from pipelines.report import write_report
+from pipelines.report import environment_with_openmp_wait, write_report
 
 WIDTH, HEIGHT, PEOPLE, FPS, LOOP = 640, 360, 2, 30, 60
 WARMUP_S = 3
 # how OpenMP's threads wait -> the variables the child process gets (livematte's own: none, it sets them)
 WAITS = {"ACTIVE": {"OMP_WAIT_POLICY": "ACTIVE"}, "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"}, "livematte": {}}
-OPENMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 SETTINGS = ["engine.kind=keying", "engine.keying.mode=chroma", "effects.background.kind=blur",
             "serve.stats_interval_s=1"]
 
@@ -147,8 +146,7 @@ def measure(peers: int, seconds: float) -> dict:
 
 def child(wait: str, peers: int, seconds: float) -> dict:
     command = [sys.executable, __file__, "--child", str(peers), "--seconds", str(seconds)]
-    env = {k: v for k, v in os.environ.items() if k not in OPENMP_VARIABLES} | WAITS[wait]
-    result = subprocess.run(command, env=env, capture_output=True, text=True,
+    result = subprocess.run(command, env=environment_with_openmp_wait(WAITS[wait]), capture_output=True, text=True,
                             check=True)
     return {"openmp_wait": wait, **json.loads(result.stdout)}
 

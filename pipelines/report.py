@@ -20,9 +20,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+OPENMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")  # how libgomp's threads wait between parallel regions
+
+
 def openmp_wait() -> dict:
     """How OpenMP's threads wait between parallel regions in this process (livematte/__init__.py sets it)."""
-    return {name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    return {name: os.environ.get(name) for name in OPENMP_VARIABLES}
+
+
+def environment_with_openmp_wait(variables: dict[str, str]) -> dict[str, str]:
+    """This process's environment for a child, its OpenMP wait set by `variables` alone (none: the child's
+    livematte chooses)."""
+    return {k: v for k, v in os.environ.items() if k not in OPENMP_VARIABLES} | variables
 
 
 def machine() -> dict:

@@ -1,18 +1,17 @@
 """livematte chooses how OpenMP threads wait before torch loads libgomp, unless the user chose."""
 
-import os
 import re
 import subprocess
 import sys
 
 import pytest
 
-OPENMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+from pipelines.report import environment_with_openmp_wait
 
 
 def libgomp_settings(**variables: str) -> dict[str, str]:
     """The settings libgomp reports (OMP_DISPLAY_ENV) in a process that imports livematte, then torch."""
-    env = {k: v for k, v in os.environ.items() if k not in OPENMP_VARIABLES} | variables | {"OMP_DISPLAY_ENV": "VERBOSE"}
+    env = environment_with_openmp_wait(variables) | {"OMP_DISPLAY_ENV": "VERBOSE"}
     result = subprocess.run([sys.executable, "-c", "import livematte, torch"], env=env, capture_output=True,
                             text=True, timeout=120, check=True)
     settings = dict(re.findall(r"^\s*(\w+) = '([^']*)'", result.stderr, re.MULTILINE))

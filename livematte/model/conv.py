@@ -144,19 +144,21 @@ def phase_kernels(weight: Tensor, taps: Tensor) -> Tensor:
     return phased.reshape(*weight.shape[:-4], 4 * weight.shape[-4], *weight.shape[-3:])
 
 
+EDGES = ((-2, False), (-2, True), (-1, False), (-1, True))  # top, bottom, left, right: (axis, at its end)
+
+
 def edge_kernels(weight: Tensor) -> Tensor:
     """The matrices edge_echoes multiplies by: (..., 4, r O, C k) for kernels (..., O, C, k, k), r = k // 2.
 
-    For each edge (top, bottom, left, right) and each of the r output rows (columns) next to it, the sum
-    of the kernel rows (columns) that reach past the edge."""
+    For each edge (EDGES) and each of the r output rows (columns) next to it, the sum of the kernel rows
+    (columns) that reach past the edge."""
     k = weight.shape[-1]
     r = k // 2
     matrices = []
-    for dim in (-2, -1):
-        for last in (False, True):
-            parts = [(k - 1 - i, i + 1) if last else (0, r - i) for i in range(r)]  # (first kernel row, count)
-            reaching = torch.cat([weight.narrow(dim, start, count).sum(dim) for start, count in parts], dim=-3)
-            matrices.append(reaching.flatten(-2))
+    for dim, last in EDGES:
+        parts = [(k - 1 - i, i + 1) if last else (0, r - i) for i in range(r)]  # (first kernel row, count)
+        reaching = torch.cat([weight.narrow(dim, start, count).sum(dim) for start, count in parts], dim=-3)
+        matrices.append(reaching.flatten(-2))
     return torch.stack(matrices, dim=-3)
 
 
@@ -195,7 +197,7 @@ def edge_echoes(x: Tensor, edges: Tensor) -> tuple[Tensor, Tensor, Tensor, Tenso
     k = edges.shape[-1] // x.shape[1]
     r = k // 2
     echoes = []
-    for index, (dim, last) in enumerate(((-2, False), (-2, True), (-1, False), (-1, True))):
+    for index, (dim, last) in enumerate(EDGES):
         line = x.narrow(dim, x.shape[dim] - 1 if last else 0, 1).squeeze(dim)  # (B, C, L)
         line = F.interpolate(line, scale_factor=2, mode="linear", align_corners=False)
         line = F.pad(line, (r, r), mode="replicate" if dim == -2 else "constant")
