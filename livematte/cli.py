@@ -1,4 +1,4 @@
-"""The `livematte` command: run, bench, config, weights, export, serve, train, eval."""
+"""The `livematte` command: run, bench, config, models, weights, export, serve, train, eval."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from livematte.compositor import CompositorError
 from livematte.config import ConfigError, load_config
 from livematte.engine.choose import EngineError
 from livematte.eval.cli import add_eval_parser
+from livematte.mediapipe.cli import add_models_parser
 from livematte.export.cli import add_export_parser
 from livematte.model.weights_cli import add_weights_parser
 from livematte.sinks import SinkError
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sizes", type=size, nargs="+", default=[(360, 640), (720, 1280), (1080, 1920)],
                        metavar="WxH", help="engine sweep: frame sizes")
     bench.set_defaults(func=_bench)
+    add_models_parser(commands)
     add_weights_parser(commands)
     add_train_parser(commands)
     add_eval_parser(commands)

@@ -99,6 +99,8 @@ class ImageFolderSourceConfig(Strict):
 
     kind: Literal["images"] = "images"
     path: Path
+    stills: bool = Field(True, description="each image is a photo of its own: its people are found and numbered "
+                                           "(left to right) afresh; false: the images are the frames of one video")
     fps: float = Field(30.0, gt=0, le=240)
     loop: bool = False
     realtime: bool = False
@@ -227,6 +229,20 @@ class KeyingConfig(Strict):
     min_area: float = Field(0.002, ge=0, lt=1, description="smallest person, as a fraction of the frame area")
 
 
+class MediaPipeConfig(Strict):
+    """The learned CPU engine: MediaPipe's pose detector finds people, its pose landmark model masks each
+    one in their own square and follows them from frame to frame (models: `livematte models fetch`)."""
+
+    threads: int = Field(2, ge=1, le=64, description="LiteRT threads per model")
+    people_per_frame: int = Field(2, ge=1, le=20, description="people whose mask is renewed on each frame; the "
+                                  "others' masks move on with their last motion until their turn")
+    detect_every: int = Field(15, ge=1, description="frames between two runs of the person detector (it also "
+                              "runs on every frame while nobody is found)")
+    max_people: int = Field(10, ge=1, le=64, description="most people followed at once")
+    min_score: float = Field(0.5, gt=0, lt=1, description="detector score for a new person")
+    min_presence: float = Field(0.5, gt=0, lt=1, description="landmark model's p(person) below which one is let go")
+
+
 class E2EHIMConfig(Strict):
     """The E2E-HIM network (installed with `livematte weights import`)."""
 
@@ -257,9 +273,11 @@ class TensorRTConfig(Strict):
 
 
 class EngineConfig(Strict):
-    """kind auto: E2E-HIM (torch) when weights are installed, else the keying engine."""
+    """kind auto: E2E-HIM (torch) when weights are installed, else the learned CPU engine (mediapipe).
+    keying (green screen, or a captured empty room) only when asked for."""
 
-    kind: Literal["auto", "keying", "e2ehim", "onnxruntime", "tensorrt"] = "auto"
+    kind: Literal["auto", "mediapipe", "keying", "e2ehim", "onnxruntime", "tensorrt"] = "auto"
+    mediapipe: MediaPipeConfig = Field(default_factory=MediaPipeConfig)
     keying: KeyingConfig = Field(default_factory=KeyingConfig)
     e2ehim: E2EHIMConfig = Field(default_factory=E2EHIMConfig)
     onnxruntime: OnnxRuntimeConfig = Field(default_factory=OnnxRuntimeConfig)
@@ -321,6 +339,11 @@ class Config(Strict):
     effects: EffectsConfig = Field(default_factory=EffectsConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+
+    @property
+    def stills(self) -> bool:
+        """The frames are unrelated photos: nobody is tracked, and no matte fused, from one to the next."""
+        return isinstance(self.source, ImageFolderSourceConfig) and self.source.stills
 
     @model_validator(mode="after")
     def _one_window(self) -> "Config":

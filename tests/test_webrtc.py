@@ -22,6 +22,7 @@ from av import VideoFrame  # noqa: E402
 
 from livematte.config import ConfigError, PersonEffectConfig, load_config  # noqa: E402
 from livematte.engine.base import Instances  # noqa: E402
+from livematte.engine.mediapipe_engine import MediaPipeEngine  # noqa: E402
 from livematte.webrtc import engines as engines_module  # noqa: E402
 from livematte.webrtc.cli import SERVE_CONFIG  # noqa: E402
 from livematte.webrtc.engines import PeerEngines, SharedEngine  # noqa: E402
@@ -33,6 +34,7 @@ from livematte.webrtc.track import Output, ProcessedTrack  # noqa: E402
 from livematte.webrtc.uploads import MAX_SIDE, UploadError, decode_image  # noqa: E402
 from pipelines.webrtc import servable  # noqa: E402
 from tests.helpers.fake_camera import near, sample, scene_points, still_frame  # noqa: E402
+from tests.mediapipe_helpers import models  # noqa: E402, F401  (fixture)
 
 MAGENTA, GREEN, ORANGE = (255, 0, 255), (0, 255, 0), (0, 140, 255)  # BGR
 SETTINGS = ["engine.kind=keying", "engine.keying.mode=chroma", "effects.background.kind=color",
@@ -92,10 +94,17 @@ def test_uploads_must_be_images_and_are_scaled_to_a_background_size():
     assert decode_image(big).shape == (MAX_SIDE // 2, MAX_SIDE, 3)
 
 
-def test_each_peer_gets_its_own_keying_engine():
-    engines = PeerEngines(load_config(SERVE_CONFIG).engine)  # no weights installed: the keying engine
+def test_each_peer_gets_its_own_learned_engine(models):
+    engines = PeerEngines(load_config(SERVE_CONFIG).engine)  # no weights installed: the learned CPU engine
+    first, second = engines.for_peer(), engines.for_peer()
+    assert isinstance(first, MediaPipeEngine) and first is not second  # who is followed is per peer
+    assert not engines.clean_plate  # nobody has to leave the picture first
+
+
+def test_each_peer_gets_its_own_difference_keying_engine():
+    engines = PeerEngines(load_config(SERVE_CONFIG, ["engine.kind=keying", "engine.keying.mode=difference"]).engine)
     assert engines.for_peer() is not engines.for_peer()
-    assert engines.clean_plate  # serve.yaml keys against the empty scene, which the page can re-capture
+    assert engines.clean_plate  # a difference key's empty scene can be captured again from the page
 
 
 class CountingEngine:

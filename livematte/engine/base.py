@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Instances:
@@ -35,3 +37,18 @@ class Engine(Protocol):
         ...
 
     def infer(self, frames: Sequence[Any]) -> list[Instances]: ...
+
+
+def checked_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The frames as C-contiguous arrays, or a ValueError naming the first one that is not uint8 BGR."""
+    out = []
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            what = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise ValueError(f"frame {i} is {what}: CPU engines need uint8 BGR frames of shape (H, W, 3); "
+                             "convert decoded pictures with livematte.frame.as_bgr")
+        if out and frame.shape != out[0].shape:
+            raise ValueError(f"frame {i} is {frame.shape[1]}x{frame.shape[0]} but frame 0 is "
+                             f"{out[0].shape[1]}x{out[0].shape[0]}: a batch holds frames of one size")
+        out.append(np.ascontiguousarray(frame))
+    return out

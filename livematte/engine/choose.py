@@ -1,5 +1,5 @@
 """Which engine a config asks for: E2E-HIM (torch, ONNX Runtime or TensorRT) when its weights are installed,
-else the keying engine."""
+else the learned CPU engine (MediaPipe's person models); the keying engine only when asked for."""
 
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ class EngineError(RuntimeError):
     """The configured engine cannot start; the message says what to install or change."""
 
 
-def open_engine(cfg: EngineConfig) -> tuple[Engine, str]:
-    """The engine and a one-line description of the choice (printed at start)."""
+def open_engine(cfg: EngineConfig, *, stills: bool = False) -> tuple[Engine, str]:
+    """The engine and a one-line description of the choice (printed at start).
+
+    stills: the frames are unrelated photos (engines that follow people across frames read each alone)."""
     if cfg.kind == "onnxruntime" and cfg.onnxruntime.model is not None:
         return _onnxruntime(cfg, cfg.onnxruntime.model)
+    if cfg.kind == "mediapipe":
+        return _mediapipe(cfg, stills), "learned CPU engine (MediaPipe pose detector + per-person pose landmark masks)"
     if cfg.kind != "keying":
         from livematte.model.checkpoint import CheckpointError, find_weights
 
@@ -27,11 +31,21 @@ def open_engine(cfg: EngineConfig) -> tuple[Engine, str]:
         except CheckpointError as exc:
             if cfg.kind != "auto":
                 raise EngineError(str(exc)) from None
-            return _keying(cfg), (f"no E2E-HIM weights installed: using the CPU keying engine ({cfg.keying.mode} key); "
-                                  "import weights with `livematte weights import PATH`")
+            return _mediapipe(cfg, stills), ("no E2E-HIM weights installed: using the learned CPU engine (MediaPipe "
+                                             "person models); import weights with `livematte weights import PATH`")
         network = {"onnxruntime": _onnxruntime, "tensorrt": _tensorrt}.get(cfg.kind, _e2ehim)
         return network(cfg, path)
     return _keying(cfg), f"keying engine ({cfg.keying.mode} key)"
+
+
+def _mediapipe(cfg: EngineConfig, stills: bool) -> Engine:
+    from livematte.engine.mediapipe_engine import MediaPipeEngine
+    from livematte.mediapipe.models import ModelError
+
+    try:
+        return MediaPipeEngine(cfg.mediapipe, stills=stills)
+    except ModelError as exc:
+        raise EngineError(f"engine.kind {cfg.kind}: {exc}") from None
 
 
 def _keying(cfg: EngineConfig) -> Engine:

@@ -19,7 +19,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from livematte.engine.base import Instances
+from livematte.engine.base import Instances, checked_frames
 
 Mode = Literal["chroma", "difference"]
 SCREEN_CHANNELS = (0, 1)  # BGR indices a screen colour may be dominant in: blue, green
@@ -191,21 +191,6 @@ class KeyingEngine:
         self._plate = plate, self._work(plate)
         self._plate_sum, self._plate_count, self._capturing = None, 0, False
         self._size = self._plate[1].shape[:2]
-
-
-def checked_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The frames as C-contiguous arrays, or a ValueError naming the first one that is not uint8 BGR."""
-    out = []
-    for i, frame in enumerate(frames):
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            what = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
-            raise ValueError(f"frame {i} is {what}: the keying engine needs uint8 BGR frames of shape (H, W, 3); "
-                             "convert decoded pictures with livematte.frame.as_bgr")
-        if out and frame.shape != out[0].shape:
-            raise ValueError(f"frame {i} is {frame.shape[1]}x{frame.shape[0]} but frame 0 is "
-                             f"{out[0].shape[1]}x{out[0].shape[0]}: a batch holds frames of one size")
-        out.append(np.ascontiguousarray(frame))
-    return out
 
 
 def border_colour(image: np.ndarray) -> np.ndarray:

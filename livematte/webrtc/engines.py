@@ -9,12 +9,14 @@ from livematte.config import EngineConfig
 from livematte.engine.base import Engine, Instances
 from livematte.engine.choose import open_engine
 from livematte.engine.keying import KeyingEngine
+from livematte.engine.mediapipe_engine import MediaPipeEngine
 
 
 def engine_per_peer(engine: Engine) -> bool:
-    """Keying is cheap and keeps per-stream state (the clean plate): every peer needs its own.
-    A network holds hundreds of MB of weights and no stream state: one is shared."""
-    return isinstance(engine, KeyingEngine)
+    """Keying and the learned CPU engine are light and keep per-stream state (the clean plate, the people
+    followed): every peer needs its own. A network holds hundreds of MB of weights and no stream state:
+    one is shared."""
+    return isinstance(engine, (KeyingEngine, MediaPipeEngine))
 
 
 def clean_plate(engine: Engine) -> KeyingEngine | None:

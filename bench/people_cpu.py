@@ -1,0 +1,220 @@
+"""The learned CPU engine on real people (../shared/media): engine time, the main job, memory, flicker.
+
+    .venv/bin/python bench/people_cpu.py [--frames 600] [--out bench/results]
+
+- engine: the 96-frame dancers' clip (1280x720, three people), engine alone, people_per_frame 1 and 2
+  alternated frame by frame (two engines on the same frames, so both meet the same host moments);
+  people found per frame.
+- people: engine time with one person (woman.jpg) against eight (group1.jpg and group2.jpg side by
+  side), both fitted into 1280x720, alternated frame by frame; the ratio of the medians.
+- pipeline: the main job (configs/bench.yaml's effects: image background, a tint, a pixelation, an own
+  background; null sink) behind a live 30 fps source: the clip looped at 720p and at 1080p, and the
+  eight people at 720p. Frames per second once running, per-stage p50/p95/p99, capture-to-output latency.
+- memory: 2,000 frames of the looped clip through the pipeline (offline, lossless): RSS after the
+  first tenth and at the end.
+- flicker: no-reference flicker (mean |alpha_t - alpha_t-1| over the pixels where the picture did not
+  change, per person) of the raw engine output (temporal.mode=off) and of the fused mattes (causal), and
+  how far the fused mattes' centroids lag the raw ones (frames).
+
+Writes bench/results/people_cpu_<date>.json. The clips the sources read are made with ffmpeg in a
+temporary folder (the clip re-timed to 30 fps, upscaled, the photos as a still video).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import psutil
+
+import livematte  # noqa: F401  (before torch: OpenMP's wait, livematte/__init__.py)
+from livematte.config import Config, MediaPipeConfig, load_config
+from livematte.engine.mediapipe_engine import MediaPipeEngine
+from livematte.frame import Frame
+from livematte.processor import FrameProcessor
+from pipelines.bench import percentiles, pipeline_run
+from pipelines.report import machine, write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDIA = ROOT.parent / "shared" / "media"
+CLIP = MEDIA / "video_test2.mp4"
+W, H = 1280, 720
+UNCHANGED = 3  # grey levels: a pixel whose picture changed less than this "did not change"
+
+
+def clip_frames() -> list[np.ndarray]:
+    with av.open(str(CLIP)) as container:
+        return [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+
+
+def fitted(image: np.ndarray, width: int = W, height: int = H) -> np.ndarray:
+    """`image` scaled to fit a width x height canvas, centred on grey."""
+    scale = min(width / image.shape[1], height / image.shape[0])
+    small = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    canvas = np.full((height, width, 3), 128, np.uint8)
+    y, x = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
+    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return canvas
+
+
+def eight_people() -> np.ndarray:
+    left, right = (fitted(cv2.imread(str(MEDIA / name)), W // 2, H) for name in ("group1.jpg", "group2.jpg"))
+    return np.hstack([left, right])
+
+
+def alternated(engines: dict[str, MediaPipeEngine], frames: dict[str, list[np.ndarray]], warmup: int = 5) -> dict:
+    """Each engine on its frames, one frame of each in turn; ms (after `warmup` frames) and people found."""
+    times = {name: [] for name in engines}
+    found = {name: [] for name in engines}
+    for i in range(max(len(f) for f in frames.values())):
+        for name, engine in engines.items():
+            frame = frames[name][i % len(frames[name])]
+            start = time.perf_counter()
+            (instances,) = engine.infer([frame])
+            if i >= warmup:
+                times[name].append((time.perf_counter() - start) * 1e3)
+                found[name].append(len(instances))
+    return {name: {"ms": percentiles(times[name]), "mean_ms": round(float(np.mean(times[name])), 3),
+                   "people_found": {str(n): found[name].count(n) for n in sorted(set(found[name]))}}
+            for name in engines}
+
+
+def engine_section(frames: list[np.ndarray]) -> dict:
+    engines = {f"people_per_frame_{n}": MediaPipeEngine(MediaPipeConfig(people_per_frame=n)) for n in (1, 2)}
+    return alternated(engines, {name: frames for name in engines}) | {"frames": len(frames), "size": f"{W}x{H}"}
+
+
+def people_section(repeats: int = 60) -> dict:
+    frames = {"one_person": [fitted(cv2.imread(str(MEDIA / "woman.jpg")))], "eight_people": [eight_people()]}
+    engines = {name: MediaPipeEngine(MediaPipeConfig()) for name in frames}
+    result = alternated(engines, {name: f * repeats for name, f in frames.items()})
+    result["ratio_p50_eight_to_one"] = round(result["eight_people"]["ms"]["p50"] / result["one_person"]["ms"]["p50"], 3)
+    return result
+
+
+def video(path: Path, *ffmpeg_args: str) -> Path:
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", *ffmpeg_args, "-r", "30", "-c:v", "libx264", "-crf", "18",
+                    "-pix_fmt", "yuv420p", "-g", "30", str(path)], check=True)
+    return path
+
+
+def job(path: Path, *extra: str) -> Config:
+    return load_config(ROOT / "configs" / "bench.yaml", ["source.kind=file", f"source.path={path}", "source.loop=true",
+                                                         "source.realtime=true", "engine.kind=mediapipe", *extra])
+
+
+def pipeline_section(folder: Path, frames: int) -> dict:
+    clip720 = video(folder / "clip720.mp4", "-i", str(CLIP), "-vf", "setpts=N/30/TB")
+    clip1080 = video(folder / "clip1080.mp4", "-i", str(CLIP), "-vf", "setpts=N/30/TB,scale=1920:1080")
+    cv2.imwrite(str(folder / "eight.png"), eight_people())
+    eight = video(folder / "eight.mp4", "-loop", "1", "-i", str(folder / "eight.png"), "-frames:v", "90")
+    runs = {"clip_720p": job(clip720), "eight_people_720p": job(eight), "clip_1080p": job(clip1080)}
+    return {name: pipeline_run(cfg, frames)[0] for name, cfg in runs.items()}
+
+
+def memory_section(folder: Path, frames: int = 2000) -> dict:
+    cfg = job(video(folder / "clip_mem.mp4", "-i", str(CLIP), "-vf", "setpts=N/30/TB"), "source.realtime=false")
+    process, samples, done = psutil.Process(), [], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            samples.append(process.memory_info().rss / 2**20)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    run, _ = pipeline_run(cfg, frames)
+    done.set()
+    sampler.join()
+    tenth = samples[len(samples) // 10]
+    return {"frames": run["frames"], "fps": run["fps"], "rss_mb_after_first_tenth": round(tenth, 1),
+            "rss_mb_at_end": round(samples[-1], 1), "rss_mb_max": round(max(samples), 1),
+            "growth_mb_after_first_tenth": round(samples[-1] - tenth, 1)}
+
+
+def tracked_mattes(frames: list[np.ndarray], mode: str) -> list[dict[int, np.ndarray]]:
+    """Per frame, each track id's matte (the whole product path up to the compositor)."""
+    cfg = load_config(overrides=["engine.kind=mediapipe", f"temporal.mode={mode}", "effects.people={}"])
+    processor = FrameProcessor(cfg, MediaPipeEngine(cfg.engine.mediapipe))
+    out = []
+    for i, pixels in enumerate(frames):
+        people = processor.track(Frame(pixels, i, time.monotonic_ns()))
+        out.append(dict(zip(people.ids, np.asarray(people.mattes))))
+    return out
+
+
+def flicker(frames: list[np.ndarray], mattes: list[dict[int, np.ndarray]]) -> dict[int, float]:
+    """Per id: mean |alpha_t - alpha_t-1| over the pixels whose picture did not change and that either
+    matte covers (elsewhere both are 0, which would only dilute the figure)."""
+    grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.int16) for f in frames]
+    sums: dict[int, list[float]] = {}
+    for t in range(1, len(frames)):
+        still = np.abs(grey[t] - grey[t - 1]) < UNCHANGED
+        for track, alpha in mattes[t].items():
+            before = mattes[t - 1].get(track)
+            if before is None:
+                continue
+            region = still & ((alpha > 0.01) | (before > 0.01))
+            if region.any():
+                sums.setdefault(track, []).append(float(np.abs(alpha - before)[region].mean()))
+    return {track: float(np.mean(values)) for track, values in sums.items()}
+
+
+def centroids(mattes: list[dict[int, np.ndarray]], track: int) -> np.ndarray:
+    points = []
+    for frame in mattes:
+        alpha = frame.get(track)
+        if alpha is None or alpha.sum() == 0:
+            points.append((np.nan, np.nan))
+            continue
+        ys, xs = np.indices(alpha.shape)
+        points.append(((alpha * xs).sum() / alpha.sum(), (alpha * ys).sum() / alpha.sum()))
+    return np.array(points)
+
+
+def lag(raw: np.ndarray, fused: np.ndarray, most: int = 5) -> int:
+    """The delay (frames) at which the fused centroids best follow the raw ones."""
+    errors = [np.nanmean(np.hypot(*(fused[shift:] - raw[:len(raw) - shift]).T)) for shift in range(most + 1)]
+    return int(np.argmin(errors))
+
+
+def flicker_section(frames: list[np.ndarray]) -> dict:
+    raw, fused = tracked_mattes(frames, "off"), tracked_mattes(frames, "causal")
+    raw_flicker, fused_flicker = flicker(frames, raw), flicker(frames, fused)
+    people = sorted(set(raw_flicker) & set(fused_flicker))
+    return {
+        "unchanged_below_grey_levels": UNCHANGED,
+        "raw": {str(t): round(raw_flicker[t], 5) for t in people},
+        "fused": {str(t): round(fused_flicker[t], 5) for t in people},
+        "ratio_fused_to_raw": round(float(np.mean([fused_flicker[t] for t in people]) /
+                                          np.mean([raw_flicker[t] for t in people])), 3),
+        "centroid_lag_frames": {str(t): lag(centroids(raw, t), centroids(fused, t)) for t in people},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=600, help="frames per pipeline run (default 600)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    if not CLIP.exists():
+        raise SystemExit(f"the shared media are not at {MEDIA}; this benchmark needs them")
+    frames = clip_frames()
+    report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "device": machine(),
+              "engine": engine_section(frames), "people": people_section(), "flicker": flicker_section(frames)}
+    with tempfile.TemporaryDirectory() as tmp:
+        report["pipeline"] = pipeline_section(Path(tmp), args.frames)
+        report["memory"] = memory_section(Path(tmp))
+    report["device_after"] = machine()
+    print(write_report(report, args.out, "people_cpu"))
+
+
+if __name__ == "__main__":
+    main()

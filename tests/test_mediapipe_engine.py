@@ -1,0 +1,104 @@
+"""The learned CPU engine on real people (../shared/media): who is found, that people stay apart, that ids
+hold through the dancers' clip, photos one by one, and the engine choice."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from livematte.config import load_config
+from livematte.engine.choose import open_engine
+from livematte.engine.keying import KeyingEngine
+from livematte.engine.mediapipe_engine import MediaPipeEngine
+from livematte.frame import Frame
+from livematte.processor import FrameProcessor
+from tests.mediapipe_helpers import models  # noqa: F401  (fixture)
+
+# (x, y) points picked by eye on the photos: each person's face, and background (sky, trees, water, road)
+PHOTOS = {
+    "group1.jpg": ([(450, 475), (788, 563), (1120, 562), (1550, 600)], [(1000, 150), (1800, 150), (60, 560), (1850, 760)]),
+    "group2.jpg": ([(520, 340), (680, 520), (1160, 470), (1400, 340)], [(1000, 150), (950, 700), (1000, 1200), (100, 950)]),
+}
+
+
+def engine_config(*extra: str):
+    return load_config(overrides=["engine.kind=mediapipe", "effects.people={}", "effects.background.kind=original",
+                                  *extra])
+
+
+@pytest.mark.parametrize("photo", sorted(PHOTOS))
+def test_each_of_four_people_has_their_own_matte_and_the_background_is_nobodys(models, shared_media, photo):
+    image = cv2.imread(str(shared_media / photo))
+    engine, _ = open_engine(engine_config().engine, stills=True)
+    (found,) = engine.infer([image])
+    assert len(found) == 4
+    faces, background = PHOTOS[photo]
+    owners = []
+    for x, y in faces:
+        holders = np.flatnonzero(found.mattes[:, y, x] > 0.5)
+        assert len(holders) == 1, f"face at {(x, y)} is in mattes {holders.tolist()}"
+        owners.append(int(holders[0]))
+    assert len(set(owners)) == 4  # four faces, four mattes: no two heads in one
+    for x, y in background:
+        assert found.mattes[:, y, x].max() < 0.2, f"background at {(x, y)} is in a matte"
+
+
+def test_the_three_dancers_are_found_in_nearly_every_frame_and_keep_their_ids(models, shared_media):
+    with av.open(str(shared_media / "video_test2.mp4")) as container:
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    cfg = engine_config()
+    engine, _ = open_engine(cfg.engine)
+    processor = FrameProcessor(cfg, engine)
+    seen = []
+    for i, pixels in enumerate(frames):
+        people = processor.track(Frame(pixels, i, time.monotonic_ns()), owned=False).people
+        mattes = np.asarray(people.mattes)
+        columns = mattes.sum(axis=1)
+        centres = (columns * np.arange(mattes.shape[2])).sum(axis=1) / np.maximum(columns.sum(axis=1), 1)
+        seen.append(dict(zip(people.ids, centres)))
+    assert sum(len(s) == 3 for s in seen) >= 0.95 * len(frames)
+    assert set().union(*seen) == {1, 2, 3}  # no id lost and given again, nobody new
+    orders = {tuple(sorted(s, key=s.get)) for s in seen if len(s) == 3}
+    assert len(orders) == 1  # the dancers never trade places here, so neither may their ids
+
+
+def test_a_folder_of_photos_is_matted_photo_by_photo(models, shared_media, tmp_path):
+    from pipelines.live import LivePipeline
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):  # two unrelated photos, then the first again
+        source = {"a.jpg": "group1.jpg", "b.jpg": "man.jpg", "c.jpg": "group1.jpg"}[name]
+        image = cv2.imread(str(shared_media / source))
+        cv2.imwrite(str(folder / name), cv2.resize(image, (960, 658), interpolation=cv2.INTER_AREA))
+    cfg = load_config(overrides=["source.kind=images", f"source.path={folder}", "engine.kind=auto", "sinks.0.kind=png",
+                                 f"sinks.0.path={tmp_path / 'out'}", "effects.people={}", "effects.background.kind=color",
+                                 "effects.background.color=#000000"])
+    assert cfg.stills
+    pipeline = LivePipeline(cfg)
+    assert isinstance(pipeline.engine, MediaPipeEngine) and "learned CPU engine" in pipeline.engine_description
+    counts = []
+    track = pipeline.processor.track
+    pipeline.processor.track = lambda frame, owned=True: (lambda t: counts.append(t.people.ids) or t)(track(frame, owned))
+    report = pipeline.run(show_progress=False)
+    assert report.frames == 3 and len(list((tmp_path / "out").glob("*.png"))) == 3
+    assert counts == [[1, 2, 3, 4], [1], [1, 2, 3, 4]]  # each photo's own people, numbered afresh
+
+
+def test_auto_is_the_learned_engine_without_weights_and_keying_only_when_asked(models):
+    engine, description = open_engine(load_config(overrides=["engine.kind=auto"]).engine)
+    assert isinstance(engine, MediaPipeEngine) and "no E2E-HIM weights installed" in description
+    assert isinstance(open_engine(load_config().engine)[0], KeyingEngine)  # the embedded green-screen default
+    serve = load_config(Path(__file__).resolve().parents[1] / "configs" / "serve.yaml")
+    assert isinstance(open_engine(serve.engine)[0], MediaPipeEngine)  # the demo page needs no empty room
+
+
+def test_nobody_in_the_picture_gives_no_mattes(models):
+    engine = MediaPipeEngine(engine_config().engine.mediapipe)
+    found = engine.infer([np.full((360, 640, 3), 128, np.uint8)] * 3)
+    assert [len(f) for f in found] == [0, 0, 0] and found[0].mattes.shape == (0, 360, 640)

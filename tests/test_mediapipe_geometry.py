@@ -1,0 +1,73 @@
+"""The geometry around the models: person squares, detector anchors and merging, contested pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from livematte.mediapipe.detector import Detection, anchors, merge, tiles
+from livematte.mediapipe.landmarks import BODY
+from livematte.mediapipe.roi import Roi
+from livematte.mediapipe.split import SEAM, bone_distance, split_contested
+
+
+def test_a_square_reads_the_body_upright_and_pastes_back_where_it_came_from():
+    frame = np.zeros((200, 300, 3), np.uint8)
+    frame[65:85, 140:160] = 255  # the "head", above the hip at (150, 120)
+    roi = Roi.from_alignment(hip=np.array([150.0, 120.0]), top=np.array([150.0, 70.0]))
+    assert roi.size == 125.0 and np.allclose(roi.down, [0, 1])
+    crop = roi.crop(frame, 64)
+    ys, xs = np.nonzero(crop[..., 0] > 128)
+    assert abs(xs.mean() - 31.5) < 1 and ys.mean() < 20  # centred, in the upper part
+    back = np.zeros((200, 300), np.float32)
+    roi.paste(crop[..., 0].astype(np.float32) / 255, back)
+    assert back[70:80, 145:155].min() > 0.9 and back[:, :80].max() == 0 and back[100:, :].max() < 0.05
+
+
+def test_a_leaning_body_gets_a_turned_square():
+    roi = Roi.from_alignment(hip=np.array([100.0, 100.0]), top=np.array([150.0, 50.0]))  # leaning right
+    corner_to_frame = roi.to_frame(100)
+    top_middle = corner_to_frame @ np.array([49.5, 0.0, 1.0])
+    assert top_middle[0] > 100 and top_middle[1] < 100  # the crop's top lies up and to the right
+    assert np.allclose(roi.points_to_frame(np.array([[49.5, 49.5]]), 100), [[100, 100]])
+
+
+def test_the_detector_grid_has_the_graphs_anchor_count_and_tiles_cover_the_frame():
+    assert anchors().shape == (2254, 2)
+    assert tiles(720, 1280) == [(0, 0, 720), (280, 0, 720), (560, 0, 720)]
+    assert tiles(500, 500) == [(0, 0, 500)]
+    assert tiles(1000, 400) == [(0, 0, 400), (0, 200, 400), (0, 400, 400), (0, 600, 400)]
+
+
+def test_detections_of_one_face_from_two_tiles_become_one():
+    def detection(score, x):
+        return Detection(score, np.array([x, 10, x + 40, 50.0]), np.array([x + 20, 150.0]), np.array([x + 20, 0.0]))
+
+    merged = merge([detection(0.6, 100), detection(0.9, 104), detection(0.8, 300)])
+    assert [round(d.score, 1) for d in merged] == [0.9, 0.8]
+    assert 100 < merged[0].face[0] < 104  # the score-weighted mean
+
+
+def skeleton(x: float) -> tuple[np.ndarray, np.ndarray]:
+    """An upright stick figure at column x: every landmark on the line from y=20 to y=180."""
+    points = np.stack([np.full(BODY, x), np.linspace(20, 180, BODY)], axis=1)
+    return points, np.ones(BODY)
+
+
+def test_pixels_two_mattes_claim_go_to_the_nearer_skeleton_with_a_soft_seam():
+    mattes = np.zeros((2, 200, 200), np.float32)
+    mattes[0, :, 20:130] = 1.0  # person A at x=60 reaches over B
+    mattes[1, :, 90:180] = 1.0  # person B at x=140
+    (a_points, a_vis), (b_points, b_vis) = skeleton(60), skeleton(140)
+    split_contested(mattes, [(0, 200, 20, 130), (0, 200, 90, 180)], [a_points, b_points], [a_vis, b_vis])
+    row = mattes[:, 100]
+    assert row[0, 95] == 1.0 and row[1, 95] == 0.0 and row[1, 125] == 1.0 and row[0, 125] == 0.0
+    assert row[0, 100] == 0.5 and row[1, 100] == 0.5  # equidistant: shared
+    assert np.all(np.diff(row[0, 90:130]) <= 0) and np.count_nonzero((row[0] > 0) & (row[0] < 1)) <= 2 * SEAM
+    assert row[0, 20:90].min() == 1.0 and row[1, 130:180].min() == 1.0  # uncontested pixels untouched
+
+
+def test_bone_distance_is_the_distance_to_the_nearest_visible_segment():
+    points, visible = skeleton(50)
+    pixels = np.array([[50, 100], [60, 100], [50, 0], [80, 200]], np.float32)
+    assert np.allclose(bone_distance(pixels, points, visible), [0, 10, 20, np.hypot(30, 20)], atol=1e-4)
+    assert bone_distance(pixels, points, np.zeros(BODY)).min() > 1e6  # nothing visible: far from everything
