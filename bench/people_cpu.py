@@ -145,7 +145,7 @@ def tracked_mattes(frames: list[np.ndarray], mode: str) -> list[dict[int, np.nda
     processor = FrameProcessor(cfg, MediaPipeEngine(cfg.engine.mediapipe))
     out = []
     for i, pixels in enumerate(frames):
-        people = processor.track(Frame(pixels, i, time.monotonic_ns()))
+        people = processor.track(Frame(pixels, i, time.monotonic_ns())).people
         out.append(dict(zip(people.ids, np.asarray(people.mattes))))
     return out
 

@@ -7,6 +7,7 @@ are allowed there, instead of being silently ignored.
 from __future__ import annotations
 
 import re
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
@@ -236,8 +237,9 @@ class MediaPipeConfig(Strict):
     threads: int = Field(2, ge=1, le=64, description="LiteRT threads per model")
     people_per_frame: int = Field(2, ge=1, le=20, description="people whose mask is renewed on each frame; the "
                                   "others' masks move on with their last motion until their turn")
-    detect_every: int = Field(15, ge=1, description="frames between two runs of the person detector (it also "
-                              "runs on every frame while nobody is found)")
+    detect_every: int = Field(2, ge=1, description="frames between two runs of the person detector, each on one "
+                              "square of the frame in turn (every frame while nobody is followed); a 16:9 frame "
+                              "takes 30 runs, squares near the camera come every other run")
     max_people: int = Field(10, ge=1, le=64, description="most people followed at once")
     min_score: float = Field(0.5, gt=0, lt=1, description="detector score for a new person")
     min_presence: float = Field(0.5, gt=0, lt=1, description="landmark model's p(person) below which one is let go")
@@ -273,8 +275,9 @@ class TensorRTConfig(Strict):
 
 
 class EngineConfig(Strict):
-    """kind auto: E2E-HIM (torch) when weights are installed, else the learned CPU engine (mediapipe).
-    keying (green screen, or a captured empty room) only when asked for."""
+    """kind auto: E2E-HIM (torch) when weights are installed, else the learned CPU engine (mediapipe), or
+    for the synthetic scene of drawn figures the keying engine. keying (a green screen, or a captured
+    empty room) for real footage only when asked for."""
 
     kind: Literal["auto", "mediapipe", "keying", "e2ehim", "onnxruntime", "tensorrt"] = "auto"
     mediapipe: MediaPipeConfig = Field(default_factory=MediaPipeConfig)
@@ -330,6 +333,14 @@ class ServeConfig(Strict):
                                    description="STUN/TURN URLs; empty = direct host candidates only (same machine or LAN)")
 
 
+class Footage(Enum):
+    """What a source's frames show; it decides what engine.kind auto picks without E2E-HIM weights."""
+
+    PEOPLE = "people"  # a camera, a file, a stream: real people, followed from frame to frame (learned engine)
+    PHOTOS = "photos"  # unrelated photos: each read on its own, nobody tracked or fused across them
+    DRAWN = "drawn"  # the synthetic scene: drawn figures on a green screen (keying engine)
+
+
 class Config(Strict):
     source: SourceConfig = Field(default_factory=SyntheticSourceConfig)
     sinks: list[SinkConfig] = Field(default_factory=lambda: [FileSinkConfig()])
@@ -341,9 +352,12 @@ class Config(Strict):
     serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @property
-    def stills(self) -> bool:
-        """The frames are unrelated photos: nobody is tracked, and no matte fused, from one to the next."""
-        return isinstance(self.source, ImageFolderSourceConfig) and self.source.stills
+    def footage(self) -> "Footage":
+        if isinstance(self.source, SyntheticSourceConfig):
+            return Footage.DRAWN
+        if isinstance(self.source, ImageFolderSourceConfig) and self.source.stills:
+            return Footage.PHOTOS
+        return Footage.PEOPLE
 
     @model_validator(mode="after")
     def _one_window(self) -> "Config":

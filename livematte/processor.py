@@ -22,7 +22,7 @@ import numpy as np
 from kernels import FusionParams
 from kernels._arrays import host, kind_of, native, restore
 from livematte.compositor import Compositor
-from livematte.config import Config, EffectsConfig
+from livematte.config import Config, EffectsConfig, Footage
 from livematte.engine.base import Engine, Instances
 from livematte.engine.choose import EngineError
 from livematte.frame import Frame
@@ -84,10 +84,11 @@ class FrameProcessor:
         owned: the mattes are a copy, so render() may run on another thread while the next track()
         overwrites the fusion state; False skips that copy for a caller that renders before tracking again."""
         pixels = self._upload(frame.pixels)
-        if self.cfg.stills or self.skipper.should_infer(frame.pixels) or self._last is None:
+        photo = self.cfg.footage is Footage.PHOTOS  # a picture of its own: nothing to track or fuse across pictures
+        if photo or self.skipper.should_infer(frame.pixels) or self._last is None:
             self._last = self._timed("engine", lambda: self._infer(frame.index, pixels))
         last = self._last
-        if self.cfg.stills:  # a photo of its own: nothing to track or fuse across pictures
+        if photo:
             people = numbered_left_to_right(last.mattes, last.probs, self.cfg.tracking.enter_threshold)
             return Tracked(frame, people, pixels)
         people = self._timed("stabilize", lambda: self.stabilizer.update(pixels, last.mattes, last.probs))

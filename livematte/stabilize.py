@@ -59,11 +59,12 @@ class Stabilizer:
         kind = kind_of(mattes)
         alphas = native(mattes)
         xp = xp_of(alphas)
-        parts = [alphas[keep]] if keep else []
-        if held:
-            parts.append(xp.zeros((len(held), *alphas.shape[1:]), np.float32))
-        stacked = xp.concatenate(parts) if parts else alphas[:0]
-        fused = self.fuser.update(frame, restore(xp.ascontiguousarray(stacked), kind), [ids[i] for i in keep] + held)
+        if len(keep) == len(alphas) and not held and alphas.flags.c_contiguous:
+            stacked = alphas  # everyone tracked: no copy of the frame-sized mattes
+        else:
+            stacked = xp.zeros((len(keep) + len(held), *alphas.shape[1:]), np.float32)
+            stacked[:len(keep)] = alphas[keep]
+        fused = self.fuser.update(frame, restore(stacked, kind), [ids[i] for i in keep] + held)
         if fused is None:
             return None
         return People(fused, list(self.fuser.ids), self.fuser.extents)

@@ -71,7 +71,7 @@ def capacity(cfg: Config, frames: int) -> float | None:
 
 def engine_sweep(cfg: Config, people: tuple[int, ...], sizes: tuple[tuple[int, int], ...], repeats: int) -> dict:
     """Engine milliseconds (median) against people in the frame and against frame size."""
-    engine, _ = open_engine(cfg.engine)
+    engine, _ = open_engine(cfg.engine, cfg.footage)
     height, width = _frame_size(cfg)
 
     def timed(scene: SyntheticScene) -> float:

@@ -63,7 +63,7 @@ class RunReport:
 class LivePipeline:
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.engine, self.engine_description = open_engine(cfg.engine, stills=cfg.stills)
+        self.engine, self.engine_description = open_engine(cfg.engine, cfg.footage)
         self.processor = FrameProcessor(cfg, self.engine)
         self.times: dict[str, deque[float]] = {**self.processor.times, "sinks": deque(maxlen=STATS_WINDOW)}
         self.latencies: deque[float] = deque(maxlen=STATS_WINDOW)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livematte.config import load_config
+from livematte.config import Footage, load_config
 from livematte.engine.choose import open_engine
 from livematte.engine.keying import KeyingEngine
 from livematte.engine.mediapipe_engine import MediaPipeEngine
@@ -34,7 +34,7 @@ def engine_config(*extra: str):
 @pytest.mark.parametrize("photo", sorted(PHOTOS))
 def test_each_of_four_people_has_their_own_matte_and_the_background_is_nobodys(models, shared_media, photo):
     image = cv2.imread(str(shared_media / photo))
-    engine, _ = open_engine(engine_config().engine, stills=True)
+    engine, _ = open_engine(engine_config().engine, Footage.PHOTOS)
     (found,) = engine.infer([image])
     assert len(found) == 4
     faces, background = PHOTOS[photo]
@@ -79,7 +79,7 @@ def test_a_folder_of_photos_is_matted_photo_by_photo(models, shared_media, tmp_p
     cfg = load_config(overrides=["source.kind=images", f"source.path={folder}", "engine.kind=auto", "sinks.0.kind=png",
                                  f"sinks.0.path={tmp_path / 'out'}", "effects.people={}", "effects.background.kind=color",
                                  "effects.background.color=#000000"])
-    assert cfg.stills
+    assert cfg.footage is Footage.PHOTOS
     pipeline = LivePipeline(cfg)
     assert isinstance(pipeline.engine, MediaPipeEngine) and "learned CPU engine" in pipeline.engine_description
     counts = []
@@ -90,10 +90,14 @@ def test_a_folder_of_photos_is_matted_photo_by_photo(models, shared_media, tmp_p
     assert counts == [[1, 2, 3, 4], [1], [1, 2, 3, 4]]  # each photo's own people, numbered afresh
 
 
-def test_auto_is_the_learned_engine_without_weights_and_keying_only_when_asked(models):
-    engine, description = open_engine(load_config(overrides=["engine.kind=auto"]).engine)
+def test_auto_is_the_learned_engine_for_real_footage_without_weights_and_keying_only_when_asked(models, tmp_path):
+    embedded = load_config()  # the synthetic scene: drawn figures on a green screen
+    assert embedded.footage is Footage.DRAWN and isinstance(open_engine(embedded.engine, embedded.footage)[0], KeyingEngine)
+    real = load_config(overrides=["source.kind=file", f"source.path={tmp_path / 'talk.mp4'}"])  # the same preset
+    engine, description = open_engine(real.engine, real.footage)
     assert isinstance(engine, MediaPipeEngine) and "no E2E-HIM weights installed" in description
-    assert isinstance(open_engine(load_config().engine)[0], KeyingEngine)  # the embedded green-screen default
+    keyed = load_config(overrides=["source.kind=webcam", "engine.kind=keying"])
+    assert isinstance(open_engine(keyed.engine, keyed.footage)[0], KeyingEngine)  # a green screen, when asked
     serve = load_config(Path(__file__).resolve().parents[1] / "configs" / "serve.yaml")
     assert isinstance(open_engine(serve.engine)[0], MediaPipeEngine)  # the demo page needs no empty room
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from livematte.mediapipe.detector import Detection, anchors, merge, tiles
+from livematte.mediapipe.detector import Detection, anchors, merge, sweep, tiles
 from livematte.mediapipe.landmarks import BODY
 from livematte.mediapipe.roi import Roi
 from livematte.mediapipe.split import SEAM, bone_distance, split_contested
@@ -31,11 +31,23 @@ def test_a_leaning_body_gets_a_turned_square():
     assert np.allclose(roi.points_to_frame(np.array([[49.5, 49.5]]), 100), [[100, 100]])
 
 
-def test_the_detector_grid_has_the_graphs_anchor_count_and_tiles_cover_the_frame():
+def test_the_detector_grid_has_the_graphs_anchor_count_and_squares_cover_the_frame_at_two_scales():
     assert anchors().shape == (2254, 2)
-    assert tiles(720, 1280) == [(0, 0, 720), (280, 0, 720), (560, 0, 720)]
-    assert tiles(500, 500) == [(0, 0, 500)]
-    assert tiles(1000, 400) == [(0, 0, 400), (0, 200, 400), (0, 400, 400), (0, 600, 400)]
+    squares = tiles(720, 1280)
+    assert squares[:3] == [(0, 0, 720), (280, 0, 720), (560, 0, 720)]  # near people first
+    assert len(squares) == 3 + 5 * 3 and all(side == 360 for _, _, side in squares[3:])
+    for x0, y0, side in squares:
+        assert 0 <= x0 and x0 + side <= 1280 and 0 <= y0 and y0 + side <= 720
+    assert {(x, y) for x, y, _ in squares[3:]} >= {(0, 0), (920, 360)}  # corners reached
+    assert tiles(400, 400) == [(0, 0, 400)]  # half of 400 is below the detector's 224: one scale
+    assert tiles(400, 1000) == [(0, 0, 400), (200, 0, 400), (400, 0, 400), (600, 0, 400)]
+
+
+def test_a_video_is_swept_one_square_a_turn_with_a_near_square_every_other_turn():
+    order = sweep(720, 1280)
+    assert set(order) == set(tiles(720, 1280))  # one sweep reads every square
+    assert all(side == 720 for _, _, side in order[::2]) and all(side == 360 for _, _, side in order[1::2])
+    assert sweep(400, 1000) == tiles(400, 1000)  # one scale: the squares in turn
 
 
 def test_detections_of_one_face_from_two_tiles_become_one():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from livematte.config import EngineConfig, bgr
+from livematte.config import EngineConfig, Footage, bgr
 from livematte.engine.base import Engine
 
 
@@ -13,14 +13,18 @@ class EngineError(RuntimeError):
     """The configured engine cannot start; the message says what to install or change."""
 
 
-def open_engine(cfg: EngineConfig, *, stills: bool = False) -> tuple[Engine, str]:
+LEARNED = "learned CPU engine (MediaPipe pose detector + per-person pose landmark masks)"
+
+
+def open_engine(cfg: EngineConfig, footage: Footage = Footage.PEOPLE) -> tuple[Engine, str]:
     """The engine and a one-line description of the choice (printed at start).
 
-    stills: the frames are unrelated photos (engines that follow people across frames read each alone)."""
+    footage: what the frames show (Config.footage); it decides auto without weights, and photos are read
+    one by one by an engine that otherwise follows people across frames."""
     if cfg.kind == "onnxruntime" and cfg.onnxruntime.model is not None:
         return _onnxruntime(cfg, cfg.onnxruntime.model)
     if cfg.kind == "mediapipe":
-        return _mediapipe(cfg, stills), "learned CPU engine (MediaPipe pose detector + per-person pose landmark masks)"
+        return _mediapipe(cfg, footage), LEARNED
     if cfg.kind != "keying":
         from livematte.model.checkpoint import CheckpointError, find_weights
 
@@ -31,19 +35,22 @@ def open_engine(cfg: EngineConfig, *, stills: bool = False) -> tuple[Engine, str
         except CheckpointError as exc:
             if cfg.kind != "auto":
                 raise EngineError(str(exc)) from None
-            return _mediapipe(cfg, stills), ("no E2E-HIM weights installed: using the learned CPU engine (MediaPipe "
-                                             "person models); import weights with `livematte weights import PATH`")
+            if footage is Footage.DRAWN:
+                return _keying(cfg), (f"no E2E-HIM weights installed: the synthetic scene's drawn figures on a green "
+                                      f"screen go to the CPU keying engine ({cfg.keying.mode} key)")
+            return _mediapipe(cfg, footage), (f"no E2E-HIM weights installed: using the {LEARNED}; import weights "
+                                              "with `livematte weights import PATH`")
         network = {"onnxruntime": _onnxruntime, "tensorrt": _tensorrt}.get(cfg.kind, _e2ehim)
         return network(cfg, path)
     return _keying(cfg), f"keying engine ({cfg.keying.mode} key)"
 
 
-def _mediapipe(cfg: EngineConfig, stills: bool) -> Engine:
+def _mediapipe(cfg: EngineConfig, footage: Footage) -> Engine:
     from livematte.engine.mediapipe_engine import MediaPipeEngine
     from livematte.mediapipe.models import ModelError
 
     try:
-        return MediaPipeEngine(cfg.mediapipe, stills=stills)
+        return MediaPipeEngine(cfg.mediapipe, stills=footage is Footage.PHOTOS)
     except ModelError as exc:
         raise EngineError(f"engine.kind {cfg.kind}: {exc}") from None
 

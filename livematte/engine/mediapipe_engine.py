@@ -2,14 +2,17 @@
 
 MediaPipe's pose detector finds people (livematte/mediapipe/detector.py); its pose landmark model
 then reads each person's own square and gives their mask and the square for the next frame
-(livematte/mediapipe/landmarks.py), so a person is followed without the detector, which runs every
-`detect_every` frames to find newcomers. Each person has their own mask, also where people touch;
-what two masks both claim goes to the nearer skeleton (livematte/mediapipe/split.py).
+(livematte/mediapipe/landmarks.py), so a person is followed without the detector. Each person has
+their own mask, also where people touch; what two masks both claim goes to the nearer skeleton
+(livematte/mediapipe/split.py).
 
-The landmark model costs the same for every person, so the time per frame is bounded: the
-`people_per_frame` people seen longest ago are read again, and the others' masks move on with their
-last motion until their turn. Stills (a folder of unrelated photos) are read whole: detector and
-every person, twice (the second square from the first pass's landmarks), nothing carried over.
+Both models cost the same whatever the picture holds, so the time per frame is bounded: every
+`detect_every` frames the detector reads one of the frame's overlapping squares, in turn (newcomers
+are found within one sweep), and the `people_per_frame` people seen longest ago are read again while
+the others' masks move on with their last motion until their turn; a stream's first frame is read
+whole. Stills (a folder of unrelated photos)
+are read whole: every square, every person twice (the second square from the first pass's
+landmarks), nothing carried over.
 """
 
 from __future__ import annotations
@@ -21,19 +24,19 @@ import numpy as np
 
 from livematte.config import MediaPipeConfig
 from livematte.engine.base import Instances, checked_frames
-from livematte.mediapipe.detector import Detection, PoseDetector
-from livematte.mediapipe.landmarks import Pose, PoseLandmarker
+from livematte.mediapipe.detector import Detection, PoseDetector, sweep
+from livematte.mediapipe.landmarks import MIN_VISIBLE, Pose, PoseLandmarker
 from livematte.mediapipe.roi import Roi
 from livematte.mediapipe.split import split_contested
 
-SAME_FACE = 0.25  # a detection is a followed person when their faces are nearer than this x the body's size
-SAME_BODY = 0.08  # two followed people are one when their landmarks lie nearer than this x the square (mean)
+SAME_BODY = 0.6  # a pose is another's body again when this share of its visible landmarks lies in the other's mask
 MOTION_SMOOTHING = 0.5  # weight of the newest square's motion in the velocity
 
 
 @dataclass
 class _Person:
     pose: Pose
+    since: int  # frame number they were first found
     seen: int  # frame number of `pose`
     velocity: np.ndarray  # (x, y) pixels per frame of the square's centre
 
@@ -56,7 +59,8 @@ class MediaPipeEngine:
         self.landmarker = PoseLandmarker(cfg.threads)
         self.people: list[_Person] = []
         self._frame = 0
-        self._detected_at: int | None = None
+        self._next_square = 0  # the detector's place in its sweep of the frame's squares
+        self._detected_at: int | None = None  # frame number of the detector's last run
         self._size: tuple[int, int] | None = None
 
     @property
@@ -69,7 +73,7 @@ class MediaPipeEngine:
 
     def _one(self, frame: np.ndarray) -> Instances:
         if self.stills or frame.shape[:2] != self._size:
-            self.people, self._detected_at, self._size = [], None, frame.shape[:2]
+            self.people, self._next_square, self._detected_at, self._size = [], 0, None, frame.shape[:2]
         self._frame += 1
         if self.stills:
             self._read_still(frame)
@@ -78,26 +82,36 @@ class MediaPipeEngine:
         return self._instances(frame.shape[:2])
 
     def _follow(self, frame: np.ndarray) -> None:
-        now = self._frame
-        due = sorted(self.people, key=lambda p: p.seen)[:self.cfg.people_per_frame]
-        for person in due:
+        for person in sorted(self.people, key=lambda p: p.seen)[:self.cfg.people_per_frame]:
             self._refresh(person, frame)
-        if not self.people or self._detected_at is None or now - self._detected_at >= self.cfg.detect_every:
-            self._detected_at = now
-            for detection in self._newcomers(self.detector.detect(frame)):
-                pose = self.landmarker(frame, detection.roi)
-                if pose.presence >= self.cfg.min_presence:
-                    self.people.append(_Person(pose, now, np.zeros(2)))
         self.people = [p for p in self.people if p.pose.presence >= self.cfg.min_presence]
         self._drop_duplicates()
+        if self._detected_at is None:  # the stream's first frame: the whole frame, everyone at once
+            self._detected_at = self._frame
+            self._add(frame, self.detector.detect(frame), second_look=False)
+        elif not self.people or self._frame - self._detected_at >= self.cfg.detect_every:
+            squares = sweep(*frame.shape[:2])
+            square, self._next_square = squares[self._next_square % len(squares)], self._next_square + 1
+            self._detected_at = self._frame
+            self._add(frame, self.detector.detect(frame, [square]), second_look=False)
 
     def _read_still(self, frame: np.ndarray) -> None:
-        for detection in self.detector.detect(frame)[:self.cfg.max_people]:
-            first = self.landmarker(frame, detection.roi)
-            pose = self.landmarker(frame, first.next_roi) if first.presence >= self.cfg.min_presence else first
-            if pose.presence >= self.cfg.min_presence:
-                self.people.append(_Person(pose, self._frame, np.zeros(2)))
-        self._drop_duplicates()
+        self._add(frame, self.detector.detect(frame), second_look=True)
+
+    def _add(self, frame: np.ndarray, detections: list[Detection], second_look: bool) -> None:
+        """Newcomers among `detections`: not a followed person's face, present in their square, not a
+        followed body again (a detection on someone's hand or knee frames that someone)."""
+        now = self._frame
+        for detection in detections:
+            if len(self.people) >= self.cfg.max_people:
+                return
+            if any(detection.same_person(p.pose.landmarks[0] + p.velocity * (now - p.seen)) for p in self.people):
+                continue
+            pose = self.landmarker(frame, detection.roi)
+            if second_look and pose.presence >= self.cfg.min_presence:
+                pose = self.landmarker(frame, pose.next_roi)
+            if pose.presence >= self.cfg.min_presence and not any(self._same_body(pose, p.pose) for p in self.people):
+                self.people.append(_Person(pose, now, now, np.zeros(2)))
 
     def _refresh(self, person: _Person, frame: np.ndarray) -> None:
         now = self._frame
@@ -106,22 +120,20 @@ class MediaPipeEngine:
         person.velocity = MOTION_SMOOTHING * moved + (1 - MOTION_SMOOTHING) * person.velocity
         person.pose, person.seen = pose, now
 
-    def _newcomers(self, detections: list[Detection]) -> list[Detection]:
-        """Detections whose face is not a followed person's, within the room left under max_people."""
-        faces = [p.pose.landmarks[0] + p.velocity * (self._frame - p.seen) for p in self.people]
-        new = [d for d in detections
-               if all(np.hypot(*(d.face_centre - f)) > SAME_FACE * d.roi.size for f in faces)]
-        return new[:max(self.cfg.max_people - len(self.people), 0)]
-
     def _drop_duplicates(self) -> None:
-        """Two squares that converged on one person (a neighbour's square can slide onto them): keep the
-        more certain."""
+        """Two squares that converged on one person (a neighbour's square can slide onto them): the one
+        followed longer stays."""
         kept: list[_Person] = []
-        for person in sorted(self.people, key=lambda p: -p.pose.presence):
-            if all(np.mean(np.hypot(*(person.pose.landmarks - k.pose.landmarks).T)) > SAME_BODY * k.pose.roi.size
-                   for k in kept):
+        for person in sorted(self.people, key=lambda p: p.since):
+            if not any(self._same_body(person.pose, k.pose) for k in kept):
                 kept.append(person)
         self.people = kept
+
+    @staticmethod
+    def _same_body(a: Pose, b: Pose) -> bool:
+        """Whether pose a is b's body again: most of a's visible landmarks lie inside b's mask."""
+        seen = a.visible >= MIN_VISIBLE
+        return bool(seen.any()) and float(np.mean(b.roi.sample(b.mask, a.landmarks[seen]) > 0.5)) >= SAME_BODY
 
     def _instances(self, size: tuple[int, int]) -> Instances:
         mattes = np.zeros((len(self.people), *size), np.float32)

@@ -3,9 +3,11 @@
 The detector finds faces and predicts, for each, the body's hip centre and a point above the head
 (the alignment of the landmark model's square, livematte/mediapipe/roi.py). It reads 224x224; a
 person in a 16:9 frame squeezed whole into that is too small to be found, so the frame is read as
-overlapping squares along its long side, and detections of the same face are merged.
+overlapping squares: squares of the short side along the long side (people near the camera), then
+squares of half that (people far away, a group round a table); detections of one face are merged.
 Anchors and decoding follow the detector's MediaPipe graph (SSD anchors, strides 8-16-32-32-32,
-two per cell; sigmoid scores; weighted non-maximum suppression at IoU 0.3).
+two per cell; sigmoid scores; weighted non-maximum suppression). The suppression groups faces by
+distance, not box overlap: the boxes' size follows the square read, not the face.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from livematte.mediapipe.roi import Roi
 
 SIDE = 224
 STRIDES = (8, 16, 32, 32, 32)
-MERGE_IOU = 0.3
+SAME_FACE = 0.3  # two faces nearer than this x the body's length (hip to top) are one person's
+Square = tuple[int, int, int]  # (x0, y0, side) of a part of the frame the detector reads
 BOXES, SCORES = "Identity", "Identity_1"  # the model's output names: (2254, 12) box and keypoint offsets, (2254, 1) logits
 
 
@@ -41,6 +44,10 @@ class Detection:
     @property
     def face_centre(self) -> np.ndarray:
         return (self.face[:2] + self.face[2:]) / 2
+
+    def same_person(self, face: np.ndarray) -> bool:
+        """Whether a face at `face` (x, y) is this detection's."""
+        return float(np.hypot(*(face - self.face_centre))) < SAME_FACE * float(np.hypot(*(self.top - self.hip)))
 
 
 def anchors() -> np.ndarray:
@@ -61,10 +68,10 @@ class PoseDetector:
         self.min_score = min_score
         self._anchors = anchors()
 
-    def detect(self, frame: np.ndarray) -> list[Detection]:
-        """Everyone found in a uint8 BGR frame, best first."""
+    def detect(self, frame: np.ndarray, squares: list[Square] | None = None) -> list[Detection]:
+        """Everyone found in a uint8 BGR frame (in the given squares of it; default all of tiles()), best first."""
         found = []
-        for x0, y0, side in tiles(*frame.shape[:2]):
+        for x0, y0, side in tiles(*frame.shape[:2]) if squares is None else squares:
             tile = frame[y0:y0 + side, x0:x0 + side]
             found += [_shifted(d, side / SIDE, np.array([x0, y0], np.float64)) for d in self._detect_square(tile)]
         return merge(found)
@@ -83,35 +90,47 @@ class PoseDetector:
         return merge([Detection(float(s), f, h, t) for s, f, h, t in zip(scores[keep], faces, hips, tops)])
 
 
-def tiles(height: int, width: int) -> list[tuple[int, int, int]]:
-    """(x0, y0, side) squares of the short side's length that cover the frame with overlap."""
-    side, long = min(height, width), max(height, width)
-    count = 1 if long == side else math.ceil(long / side) + 1
-    starts = np.linspace(0, long - side, count).round().astype(int)
-    return [(int(s), 0, side) if width >= height else (0, int(s), side) for s in starts]
+def tiles(height: int, width: int) -> list[Square]:
+    """Squares that cover the frame with overlap: of the short side, then of half of it (none below SIDE)."""
+    near, far = _scales(height, width)
+    return near + far
+
+
+def sweep(height: int, width: int) -> list[Square]:
+    """The order a video is read in, one square per turn, over and over: a near square every other turn,
+    since people near the camera are found in them (and found sooner so)."""
+    near, far = _scales(height, width)
+    return [square for k, far_square in enumerate(far) for square in (near[k % len(near)], far_square)] or near
+
+
+def _scales(height: int, width: int) -> tuple[list[Square], list[Square]]:
+    short = min(height, width)
+    return _grid(height, width, short), _grid(height, width, short // 2) if short // 2 >= SIDE else []
+
+
+def _grid(height: int, width: int, side: int) -> list[Square]:
+    """side x side squares covering the frame, one more along each axis than fits, so they overlap."""
+    def starts(length: int) -> np.ndarray:
+        count = 1 if length == side else math.ceil(length / side) + 1
+        return np.linspace(0, length - side, count).round().astype(int)
+
+    return [(int(x), int(y), side) for y in starts(height) for x in starts(width)]
 
 
 def merge(found: list[Detection]) -> list[Detection]:
-    """Weighted non-maximum suppression on the face boxes: overlapping detections become their
-    score-weighted mean (steadier than keeping the best one), best first."""
+    """Detections of one face (from one square or several) become their score-weighted mean (steadier
+    than keeping the best one), best first."""
     pending = sorted(found, key=lambda d: -d.score)
     merged = []
     while pending:
-        group = [d for d in pending if _iou(pending[0].face, d.face) > MERGE_IOU]
-        pending = [d for d in pending if _iou(pending[0].face, d.face) <= MERGE_IOU]
+        best = pending[0]
+        group = [d for d in pending if best.same_person(d.face_centre)]
+        pending = [d for d in pending if not best.same_person(d.face_centre)]
         weights = np.array([d.score for d in group])[:, None] / sum(d.score for d in group)
         mean = [(weights * np.stack([getattr(d, k) for d in group])).sum(axis=0) for k in ("face", "hip", "top")]
-        merged.append(Detection(group[0].score, *mean))
+        merged.append(Detection(best.score, *mean))
     return merged
 
 
 def _shifted(d: Detection, scale: float, offset: np.ndarray) -> Detection:
     return Detection(d.score, d.face * scale + np.tile(offset, 2), d.hip * scale + offset, d.top * scale + offset)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0) * max(h, 0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0

@@ -21,6 +21,7 @@ MASK_FLOOR = 0.01  # mask values below this are taken as zero (where a mask is p
 BODY = 33  # body landmarks; two alignment landmarks (hip centre, above the head) follow
 LANDMARKS, PRESENCE, SEGMENTATION = "Identity", "Identity_1", "Identity_2"  # the model's output names
 LANDMARK_VALUES = 5  # x, y, z, visibility, presence
+MIN_VISIBLE = 0.5  # p(visible) from which a landmark counts as seen
 # Landmark index pairs of the body's skeleton (MediaPipe's pose connections, face to feet).
 BONES = ((0, 1), (1, 2), (2, 3), (3, 7), (0, 4), (4, 5), (5, 6), (6, 8), (9, 10), (11, 12), (11, 13), (13, 15),
          (12, 14), (14, 16), (11, 23), (12, 24), (23, 24), (23, 25), (24, 26), (25, 27), (26, 28), (27, 29), (28, 30),

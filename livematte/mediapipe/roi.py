@@ -72,3 +72,12 @@ class Roi:
         """(N, 2) crop pixels -> frame pixels."""
         m = self.to_frame(side)
         return points @ m[:, :2].T + m[:, 2]
+
+    def sample(self, patch: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """(N,) values of a crop-space map (side x side) at frame points (N, 2), nearest pixel; 0 outside."""
+        m = self.to_frame(patch.shape[0])
+        crop = np.rint((points - m[:, 2]) @ np.linalg.inv(m[:, :2]).T).astype(int)
+        inside = ((crop >= 0) & (crop < patch.shape[0])).all(axis=1)
+        values = np.zeros(len(points), patch.dtype)
+        values[inside] = patch[crop[inside, 1], crop[inside, 0]]
+        return values

@@ -9,12 +9,13 @@ contested pixels only, which are few: most people's masks do not meet.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from livematte.mediapipe.landmarks import BONES
+from livematte.mediapipe.landmarks import BONES, MIN_VISIBLE
 
 SEAM = 4.0  # pixels over which a contested pixel passes from one person to the other
-MIN_VISIBLE = 0.5
+GRID = 4  # the distances are computed every GRID pixels and interpolated
 FAR = 1e9  # distance to a person none of whose bones is visible
 
 
@@ -29,13 +30,23 @@ def split_contested(mattes: np.ndarray, boxes: list[tuple[int, int, int, int] | 
             y0, y1, x0, x1 = region
             a, b = mattes[i, y0:y1, x0:x1], mattes[j, y0:y1, x0:x1]
             ys, xs = np.nonzero((a > 0.5) & (b > 0.5))
-            if not len(ys):
-                continue
-            pixels = np.stack([xs + x0, ys + y0], axis=1).astype(np.float32)
-            nearer_a = bone_distance(pixels, landmarks[j], visible[j]) - bone_distance(pixels, landmarks[i], visible[i])
-            share_a = np.clip(0.5 + nearer_a / (2 * SEAM), 0.0, 1.0)
-            a[ys, xs] *= share_a
-            b[ys, xs] *= 1.0 - share_a
+            if len(ys):
+                share_a = _share(ys.min(), ys.max() + 1, xs.min(), xs.max() + 1, (x0, y0), (landmarks[i], visible[i]),
+                                 (landmarks[j], visible[j]))
+                a[ys, xs] *= share_a[ys - ys.min(), xs - xs.min()]
+                b[ys, xs] *= 1.0 - share_a[ys - ys.min(), xs - xs.min()]
+
+
+def _share(y0: int, y1: int, x0: int, x1: int, offset: tuple[int, int], a, b) -> np.ndarray:
+    """Person a's share of each pixel of a region (region pixels [y0, y1) x [x0, x1) of a frame region at
+    `offset`), from the two skeletons' distances on a GRID-pixel lattice, interpolated: the shares change
+    over SEAM pixels, so a coarse lattice loses nothing."""
+    gy, gx = np.mgrid[y0:y1 + GRID:GRID, x0:x1 + GRID:GRID]
+    pixels = np.stack([gx.ravel() + offset[0], gy.ravel() + offset[1]], axis=1).astype(np.float32)
+    nearer_a = bone_distance(pixels, *b) - bone_distance(pixels, *a)
+    coarse = np.clip(0.5 + nearer_a / (2 * SEAM), 0.0, 1.0).astype(np.float32).reshape(gy.shape)
+    rows, cols = (np.arange(y1 - y0) / GRID).astype(np.float32), (np.arange(x1 - x0) / GRID).astype(np.float32)
+    return cv2.remap(coarse, *np.meshgrid(cols, rows), interpolation=cv2.INTER_LINEAR)
 
 
 def bone_distance(pixels: np.ndarray, points: np.ndarray, visible: np.ndarray) -> np.ndarray:
