@@ -24,6 +24,7 @@ import pytest
 
 from tests.helpers.fake_camera import near, sample, scene_points, still_frame, write_y4m
 from tests.helpers.netns import Namespace, network_namespace
+from tests.mediapipe_helpers import models  # noqa: F401  (fixture)
 
 pytest.importorskip("aiortc", reason="the webrtc extra is not installed (pip install -e .[webrtc])")
 
@@ -45,13 +46,13 @@ def namespace() -> Iterator[Namespace]:
 
 
 @contextmanager
-def served(ns: Namespace, tmp_path: Path) -> Iterator[Path]:
+def served(ns: Namespace, tmp_path: Path, settings: list[str] = SETTINGS) -> Iterator[Path]:
     """`livematte serve` inside the namespace until the block ends; yields the server's temp folder,
     which must be empty again once every peer has left. Stopped with Ctrl-C, as a user would."""
     temp = tmp_path / "server-tmp"
     temp.mkdir()
     log = (tmp_path / "server.log").open("w")
-    command = [sys.executable, "-m", "livematte.cli", "serve", *(f"--set={s}" for s in SETTINGS)]
+    command = [sys.executable, "-m", "livematte.cli", "serve", *(f"--set={s}" for s in settings)]
     server = subprocess.Popen(ns.command(*command), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                               env={**os.environ, "TMPDIR": str(temp)})
     try:
@@ -152,6 +153,34 @@ def test_browser_demo_page(namespace, tmp_path):
     assert report["peers_after_close"] == 0  # closing the page freed its peer
     assert report["denied_message"].startswith("Camera access was denied") and report["peers_when_denied"] == 0
     assert list(server_temp.iterdir()) == []
+
+
+GROUP = (640, 438)  # group1.jpg as the camera: four people sitting shoulder to shoulder
+GROUP_FACES = [(450, 475), (788, 563), (1120, 562), (1550, 600)]  # in the photo's 1920x1315 pixels
+GROUP_BACKGROUND = [(1000, 150), (1800, 150), (60, 560)]  # sky, sky, trees
+
+
+def test_browser_demo_page_mattes_real_people_one_by_one(namespace, tmp_path, shared_media, models):
+    """serve.yaml as shipped (the learned engine, no empty room): a click on one of four people sitting
+    shoulder to shoulder selects that person alone, and hiding them leaves the other three."""
+    pytest.importorskip("selenium", reason="selenium is not installed (the dev extra)")
+    photo = cv2.imread(str(shared_media / "group1.jpg"))
+    camera = write_y4m(tmp_path / "group.y4m", image=cv2.resize(photo, GROUP, interpolation=cv2.INTER_AREA))
+    points = tmp_path / "points.json"
+    height, width = photo.shape[:2]
+    points.write_text(json.dumps({"people": [(x / width, y / height) for x, y in GROUP_FACES],
+                                  "background": [(x / width, y / height) for x, y in GROUP_BACKGROUND]}))
+    screenshot = tmp_path / "page.png"
+    settings = ["effects.background.kind=color", "effects.background.color=#ff00ff", "effects.feather=0"]
+    with served(namespace, tmp_path, settings):
+        report = helper(namespace, "browser_people", "--camera", str(camera), "--points", str(points),
+                        "--screenshot", str(screenshot))
+    first = report["first"]  # the four people on the keyed background
+    assert all(near(c, MAGENTA) for c in first["background"]) and not any(near(c, MAGENTA) for c in first["people"])
+    assert report["selection_text"] == f"Person {report['selected']}", report
+    hidden = report["hidden"]  # the first face is gone, the other three stay
+    assert near(hidden["people"][0], MAGENTA) and not any(near(c, MAGENTA) for c in hidden["people"][1:]), hidden
+    assert screenshot.stat().st_size > 10_000
 
 
 class PlayingVideo:

@@ -10,9 +10,8 @@ Both models cost the same whatever the picture holds, so the time per frame is b
 `detect_every` frames the detector reads one of the frame's overlapping squares, in turn (newcomers
 are found within one sweep), and the `people_per_frame` people seen longest ago are read again while
 the others' masks move on with their last motion until their turn; a stream's first frame is read
-whole. Stills (a folder of unrelated photos)
-are read whole: every square, every person twice (the second square from the first pass's
-landmarks), nothing carried over.
+whole. Stills (a folder of unrelated photos) are read whole: every square, every person twice (the
+second square from the first pass's landmarks), nothing carried over.
 """
 
 from __future__ import annotations
@@ -40,12 +39,16 @@ class _Person:
     seen: int  # frame number of `pose`
     velocity: np.ndarray  # (x, y) pixels per frame of the square's centre
 
+    def shift(self, frame: int) -> np.ndarray:
+        """How far the last motion has taken them since `pose` was read, on `frame`."""
+        return self.velocity * (frame - self.seen)
+
     def placed(self, frame: int) -> Roi:
-        """Where the last mask lies on `frame`: moved on by the last motion."""
-        return self.pose.roi.moved(self.velocity * (frame - self.seen))
+        """Where the last mask lies on `frame`."""
+        return self.pose.roi.moved(self.shift(frame))
 
     def next_roi(self, frame: int) -> Roi:
-        return self.pose.next_roi.moved(self.velocity * (frame - self.seen))
+        return self.pose.next_roi.moved(self.shift(frame))
 
 
 class MediaPipeEngine:
@@ -105,7 +108,7 @@ class MediaPipeEngine:
         for detection in detections:
             if len(self.people) >= self.cfg.max_people:
                 return
-            if any(detection.same_person(p.pose.landmarks[0] + p.velocity * (now - p.seen)) for p in self.people):
+            if any(detection.same_person(p.pose.landmarks[0] + p.shift(now)) for p in self.people):
                 continue
             pose = self.landmarker(frame, detection.roi)
             if second_look and pose.presence >= self.cfg.min_presence:
@@ -140,8 +143,7 @@ class MediaPipeEngine:
         squares = [p.placed(self._frame) for p in self.people]
         for matte, person, square in zip(mattes, self.people, squares):
             square.paste(person.pose.mask, matte, person.pose.extent)
-        shifts = [p.velocity * (self._frame - p.seen) for p in self.people]
         split_contested(mattes, [s.box(*size, p.pose.extent) for s, p in zip(squares, self.people)],
-                        [p.pose.landmarks + shift for p, shift in zip(self.people, shifts)],
+                        [p.pose.landmarks + p.shift(self._frame) for p in self.people],
                         [p.pose.visible for p in self.people])
         return Instances(mattes, np.array([p.pose.presence for p in self.people], np.float32))

@@ -127,8 +127,12 @@ def merge(found: list[Detection]) -> list[Detection]:
         group = [d for d in pending if best.same_person(d.face_centre)]
         pending = [d for d in pending if not best.same_person(d.face_centre)]
         weights = np.array([d.score for d in group])[:, None] / sum(d.score for d in group)
-        mean = [(weights * np.stack([getattr(d, k) for d in group])).sum(axis=0) for k in ("face", "hip", "top")]
-        merged.append(Detection(best.score, *mean))
+
+        def mean(points: list[np.ndarray]) -> np.ndarray:
+            return (weights * np.stack(points)).sum(axis=0)
+
+        merged.append(Detection(best.score, mean([d.face for d in group]), mean([d.hip for d in group]),
+                                mean([d.top for d in group])))
     return merged
 
 

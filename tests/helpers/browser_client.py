@@ -84,6 +84,19 @@ def shows_processed_video(samples: dict[str, list]) -> bool:
     return all(near(c, MAGENTA) for c in samples["background"]) and not any(near(c, MAGENTA) for c in samples["people"])
 
 
+def click(driver: webdriver.Chrome, point: tuple[float, float]) -> None:
+    """Click the processed video at a point given as fractions of its picture (the picture is letterboxed
+    in the element)."""
+    video = driver.find_element(By.ID, "processed")
+    width, height, video_width, video_height = driver.execute_script(
+        "const v = arguments[0], r = v.getBoundingClientRect(); return [r.width, r.height, v.videoWidth, v.videoHeight];",
+        video)
+    scale = min(width / video_width, height / video_height)
+    fx, fy = point
+    ActionChains(driver).move_to_element_with_offset(
+        video, round((fx - 0.5) * video_width * scale), round((fy - 0.5) * video_height * scale)).click().perform()
+
+
 def wait(probe: Callable[[], Any], accept: Callable[[Any], bool] = bool) -> tuple[Any, float]:
     """The probe's value once `accept` takes it (or its last value after WAIT_S), and the seconds waited."""
     start = time.monotonic()
@@ -125,15 +138,7 @@ def run(url: str, camera: str, background: str, report: dict[str, Any]) -> None:
             if report["first"] is None:  # say so, rather than fail on a video of size 0 below
                 raise RuntimeError(f"the processed video showed no picture within {WAIT_S:.0f} s")
 
-            video = driver.find_element(By.ID, "processed")
-            box = driver.execute_script("const v = arguments[0], r = v.getBoundingClientRect();"
-                                        "return [r.width, r.height, v.videoWidth, v.videoHeight];", video)
-            width, height, video_width, video_height = box
-            scale = min(width / video_width, height / video_height)
-            fx, fy = points.people[0]
-            dx = (fx - 0.5) * video_width * scale
-            dy = (fy - 0.5) * video_height * scale
-            ActionChains(driver).move_to_element_with_offset(video, round(dx), round(dy)).click().perform()
+            click(driver, points.people[0])
             legend = driver.find_element(By.ID, "selection")
             report["selected"], _ = wait(lambda: legend.get_attribute("data-track"))
             report["selection_text"] = legend.text

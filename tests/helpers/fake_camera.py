@@ -45,12 +45,13 @@ def scene_points() -> ScenePoints:
     return ScenePoints(people, background)
 
 
-def write_y4m(path: Path, frames: int = FPS) -> Path:
-    """A one-second .y4m of the still scene; Chromium loops it as its fake camera."""
-    image, _ = still_frame()
+def write_y4m(path: Path, frames: int = FPS, image: np.ndarray | None = None) -> Path:
+    """A one-second .y4m of a still picture (default: the still scene); Chromium loops it as its fake camera."""
+    image = still_frame()[0] if image is None else image
     with av.open(str(path), "w", format="yuv4mpegpipe") as container:
         stream = container.add_stream("rawvideo", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.height, stream.width = image.shape[:2]
+        stream.pix_fmt = "yuv420p"
         for _ in range(frames):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")))
         container.mux(stream.encode())
