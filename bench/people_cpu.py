@@ -8,8 +8,9 @@
 - people: engine time with one person (woman.jpg) against eight (group1.jpg and group2.jpg side by
   side), both fitted into 1280x720, alternated frame by frame; the ratio of the medians.
 - pipeline: the main job (configs/bench.yaml's effects: image background, a tint, a pixelation, an own
-  background; null sink) behind a live 30 fps source: the clip looped at 720p and at 1080p, and the
-  eight people at 720p. Frames per second once running, per-stage p50/p95/p99, capture-to-output latency.
+  background; null sink) behind a live 30 fps source: the clip looped at 720p and at 1080p, the eight
+  people at 720p, one person (woman.jpg) at 720p; and a video call: one person, blurred background, no
+  per-person effect. Frames per second once running, per-stage p50/p95/p99, capture-to-output latency.
 - memory: 2,000 frames of the looped clip through the pipeline (offline, lossless): RSS after the
   first tenth and at the end.
 - flicker: no-reference flicker (mean |alpha_t - alpha_t-1| over the pixels where the picture did not
@@ -116,7 +117,10 @@ def pipeline_section(folder: Path, frames: int) -> dict:
     clip1080 = video(folder / "clip1080.mp4", "-i", str(CLIP), "-vf", "setpts=N/30/TB,scale=1920:1080")
     cv2.imwrite(str(folder / "eight.png"), eight_people())
     eight = video(folder / "eight.mp4", "-loop", "1", "-i", str(folder / "eight.png"), "-frames:v", "90")
-    runs = {"clip_720p": job(clip720), "eight_people_720p": job(eight), "clip_1080p": job(clip1080)}
+    cv2.imwrite(str(folder / "one.png"), fitted(cv2.imread(str(MEDIA / "woman.jpg"))))
+    one = video(folder / "one.mp4", "-loop", "1", "-i", str(folder / "one.png"), "-frames:v", "90")
+    runs = {"clip_720p": job(clip720), "eight_people_720p": job(eight), "clip_1080p": job(clip1080),
+            "one_person_720p": job(one), "video_call_720p": job(one, "effects.background.kind=blur", "effects.people={}")}
     return {name: pipeline_run(cfg, frames)[0] for name, cfg in runs.items()}
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import zipfile
 
+import cv2
+import numpy as np
 import pytest
 
 from livematte.config import load_config
@@ -63,10 +65,12 @@ def test_missing_and_damaged_models_name_the_command_that_fixes_them(models, tmp
         LiteModel(POSE_LANDMARKS, threads=1)
 
 
-def test_a_run_without_models_exits_2_with_the_fix_and_no_traceback(tmp_path):
+def test_a_run_on_real_footage_without_models_exits_2_with_the_fix_and_no_traceback(tmp_path):
     env = os.environ | {"LIVEMATTE_MODELS_DIR": str(tmp_path / "none")}
-    result = subprocess.run([sys.executable, "-m", "livematte.cli", "run", "--set", "engine.kind=auto", "--set",
-                             "source.frames=2", "--set", "sinks.0.kind=null"], cwd=tmp_path, env=env,
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "a.png"), np.full((64, 64, 3), 128, np.uint8))
+    result = subprocess.run([sys.executable, "-m", "livematte.cli", "run", "--set", "source.kind=images", "--set",
+                             "source.path=photos", "--set", "sinks.0.kind=null"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "livematte models fetch" in result.stderr and "Traceback" not in result.stderr

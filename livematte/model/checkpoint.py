@@ -8,7 +8,6 @@ a tensor missing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from livematte.model.official_names import MAPPING_VERSION, is_unused, our_name
-from livematte.paths import cache_dir
+from livematte.paths import cache_dir, file_sha256
 
 DEFAULT_NAME = "e2ehim-swin-tiny"
 FORMAT = "livematte-e2ehim-swin-tiny"
@@ -127,13 +126,6 @@ def weights_dir() -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def import_checkpoint(path: Path, name: str = DEFAULT_NAME) -> InstalledWeights:
     """Read, verify and convert an official checkpoint; install it under `name` (replacing one)."""
@@ -153,7 +145,7 @@ def install_weights(tensors: Mapping[str, Tensor], source: Path, name: str) -> I
     check_name(name)
     tensors = {k: v.contiguous() for k, v in tensors.items()}
     record = InstalledWeights(name=name, path=weights_dir() / f"{name}.safetensors", source=str(source),
-                              source_sha256=_sha256(source), mapping_version=MAPPING_VERSION,
+                              source_sha256=file_sha256(source), mapping_version=MAPPING_VERSION,
                               imported=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                               tensors=len(tensors))
     partial = record.path.with_suffix(".partial")

@@ -191,9 +191,14 @@ def main() -> None:
     parser.add_argument("--camera", required=True, help="the fake camera's .y4m file")
     parser.add_argument("--background", required=True, help="an image to upload as the background")
     args = parser.parse_args()
+    print_report(lambda report: run(args.url, args.camera, args.background, report))
+
+
+def print_report(steps: Callable[[dict[str, Any]], None]) -> None:
+    """Print as JSON what `steps` put in the report, with the traceback of a step that failed."""
     report: dict[str, Any] = {}
     try:
-        run(args.url, args.camera, args.background, report)
+        steps(report)
     except Exception:
         report["error"] = traceback.format_exc()
     print(json.dumps(report))

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import traceback
 from typing import Any
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.helpers.browser_client import MAGENTA, browser, click, grab, server_peers, shows_processed_video, wait
+from tests.helpers.browser_client import (MAGENTA, browser, click, grab, print_report, server_peers,
+                                          shows_processed_video, wait)
 from tests.helpers.fake_camera import ScenePoints, near
 
 
@@ -54,12 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     with open(args.points) as f:
         points = ScenePoints(**json.load(f))
-    report: dict[str, Any] = {}
-    try:
-        run(args.url, args.camera, points, args.screenshot, report)
-    except Exception:
-        report["error"] = traceback.format_exc()
-    print(json.dumps(report))
+    print_report(lambda report: run(args.url, args.camera, points, args.screenshot, report))
 
 
 if __name__ == "__main__":
