@@ -143,9 +143,9 @@ def memory_section(folder: Path, frames: int = 2000) -> dict:
             "growth_mb_after_first_tenth": round(samples[-1] - tenth, 1)}
 
 
-def tracked_mattes(frames: list[np.ndarray], mode: str) -> list[dict[int, np.ndarray]]:
+def tracked_mattes(frames: list[np.ndarray], mode: str, *extra: str) -> list[dict[int, np.ndarray]]:
     """Per frame, each track id's matte (the whole product path up to the compositor)."""
-    cfg = load_config(overrides=["engine.kind=mediapipe", f"temporal.mode={mode}", "effects.people={}"])
+    cfg = load_config(overrides=["engine.kind=mediapipe", f"temporal.mode={mode}", "effects.people={}", *extra])
     processor = FrameProcessor(cfg, MediaPipeEngine(cfg.engine.mediapipe))
     out = []
     for i, pixels in enumerate(frames):
@@ -200,6 +200,10 @@ def flicker_section(frames: list[np.ndarray]) -> dict:
         "ratio_fused_to_raw": round(float(np.mean([fused_flicker[t] for t in people]) /
                                           np.mean([raw_flicker[t] for t in people])), 3),
         "centroid_lag_frames": {str(t): lag(centroids(raw, t), centroids(fused, t)) for t in people},
+        "raw_mean_by_people_per_frame": {  # how much of the raw flicker is people read less often than every frame
+            str(n): round(float(np.mean(list(flicker(frames, tracked_mattes(frames, "off", f"engine.mediapipe."
+                                                                             f"people_per_frame={n}")).values()))), 5)
+            for n in (1, 3)},
     }
 
 

@@ -11,8 +11,11 @@ class LiteModel:
     """A loaded model with one float32 input; not thread-safe (one interpreter, one call at a time)."""
 
     def __init__(self, model: ModelFile, threads: int):
-        from ai_edge_litert.interpreter import Interpreter
-
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            raise ModelError(f"LiteRT is not installed ({exc}): pip install ai-edge-litert (a dependency of "
+                             "livematte; reinstall livematte to get it)") from None
         path = model_path(model)
         try:
             self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
