@@ -352,7 +352,8 @@ class Config(Strict):
     serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @property
-    def footage(self) -> "Footage":
+    def footage(self) -> Footage:
+        """What the source's frames show."""
         if isinstance(self.source, SyntheticSourceConfig):
             return Footage.DRAWN
         if isinstance(self.source, ImageFolderSourceConfig) and self.source.stills:

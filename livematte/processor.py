@@ -70,6 +70,7 @@ class FrameProcessor:
         self.times: dict[str, deque[float]] = {stage: deque(maxlen=STATS_WINDOW) for stage in STAGES}
         self._despill = self._despill_for(cfg.effects)
         self._device = getattr(engine, "device", None)  # a torch.device for network engines
+        self._photos = cfg.footage is Footage.PHOTOS  # each frame a picture of its own: nothing tracked or fused
         self._last: Instances | None = None
         self._waiting: tuple[Frame, Any] | None = None  # exact fusion: the frame whose people arrive with the next one
 
@@ -84,11 +85,10 @@ class FrameProcessor:
         owned: the mattes are a copy, so render() may run on another thread while the next track()
         overwrites the fusion state; False skips that copy for a caller that renders before tracking again."""
         pixels = self._upload(frame.pixels)
-        photo = self.cfg.footage is Footage.PHOTOS  # a picture of its own: nothing to track or fuse across pictures
-        if photo or self.skipper.should_infer(frame.pixels) or self._last is None:
+        if self._photos or self.skipper.should_infer(frame.pixels) or self._last is None:
             self._last = self._timed("engine", lambda: self._infer(frame.index, pixels))
         last = self._last
-        if photo:
+        if self._photos:
             people = numbered_left_to_right(last.mattes, last.probs, self.cfg.tracking.enter_threshold)
             return Tracked(frame, people, pixels)
         people = self._timed("stabilize", lambda: self.stabilizer.update(pixels, last.mattes, last.probs))
