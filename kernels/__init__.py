@@ -8,7 +8,7 @@ Every function takes NumPy arrays (CPU twin, numba), CuPy arrays (CUDA kernel) o
 """
 
 from kernels._cuda import gpu_available
-from kernels.blur import masked_blur
+from kernels.blur import background_blur, masked_blur
 from kernels.composite import Background, Effect, PersonLayers, Scene, composite, isolated_layer, person_boxes
 from kernels.feather import feather
 from kernels.letterbox import Letterbox, input_size_for
@@ -18,5 +18,5 @@ from kernels.temporal import FusionParams, Fused, Motion, frame_changes, fuse_ca
 __all__ = [
     "Background", "Effect", "Fused", "FusionParams", "IMAGENET_MEAN", "IMAGENET_STD", "Letterbox", "Motion",
     "PersonLayers", "Scene", "composite", "feather", "frame_changes", "fuse_causal", "fuse_exact", "gpu_available",
-    "input_size_for", "isolated_layer", "masked_blur", "person_boxes", "preprocess", "track_motion",
+    "background_blur", "input_size_for", "isolated_layer", "masked_blur", "person_boxes", "preprocess", "track_motion",
 ]

@@ -2,7 +2,7 @@
 
 Per output pixel:
 1. Scene background: the original frame, a solid colour, an image, the halo-free blur of the frame
-   (kernels.blur.masked_blur of all people) or transparent.
+   (kernels.blur.background_blur: masked_blur of all people, reduced for large radii on the CPU) or transparent.
 2. Own backgrounds: when any person has an own background image, the frame is split into regions by
    the nearest person (Euclidean distance to the person's box; boxes with x1 < x0 are absent people).
    With d1 <= d2 the distances to the nearest and second-nearest person, the nearest one's background
@@ -32,7 +32,7 @@ from numba import njit, prange
 
 from kernels import _cuda
 from kernels._arrays import checked, leading, native, on_gpu, restore, xp_of
-from kernels.blur import masked_blur
+from kernels.blur import background_blur, masked_blur
 
 
 class Effect(IntEnum):
@@ -376,7 +376,7 @@ def composite(frame, alphas, layers: PersonLayers, scene: Scene, image=None, own
 
     base_mode = int(scene.background)
     if scene.background is Background.BLUR:
-        image, base_mode = masked_blur(src, people, scene.blur_radius), _BASE_IMAGE
+        image, base_mode = background_blur(src, people, scene.blur_radius), _BASE_IMAGE
     elif scene.background is Background.IMAGE:
         if image is None:
             raise ValueError("Background.IMAGE needs image=(H, W, 3) uint8")

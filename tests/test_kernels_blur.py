@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels import masked_blur
-from kernels.blur import DELTA
+from kernels import background_blur, masked_blur
+from kernels.blur import DELTA, REDUCED_RADIUS
 
 
 def reference(frame, alphas, r, of_people=False):
@@ -84,3 +84,38 @@ def test_errors_name_the_fix():
         masked_blur(frame, np.zeros((1, 8, 9), np.float32), 2)
     with pytest.raises(ValueError, match="radius"):
         masked_blur(frame, np.zeros((0, 8, 8), np.float32), -1)
+
+
+def scene_with_a_person(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth many-coloured room and a bright person with soft edges in the middle of it."""
+    import cv2
+
+    room = cv2.resize(np.random.default_rng(3).integers(20, 200, (3, 5, 3), dtype=np.uint8), (width, height),
+                      interpolation=cv2.INTER_CUBIC)
+    alphas = np.zeros((1, height, width), np.float32)
+    alphas[0, height // 4:3 * height // 4, width // 3:width // 2] = 1.0
+    alphas[0] = cv2.GaussianBlur(alphas[0], (7, 7), 2)
+    frame = (room * (1 - alphas[0, ..., None]) + 250 * alphas[0, ..., None]).astype(np.uint8)
+    return frame, alphas
+
+
+@pytest.mark.parametrize("shape", [(180, 320), (181, 323)])
+def test_a_large_background_blur_runs_reduced_close_to_the_full_one_and_halo_free(shape):
+    frame, alphas = scene_with_a_person(*shape)
+    radius = 3 * REDUCED_RADIUS
+    full, reduced = masked_blur(frame, alphas, radius), background_blur(frame, alphas, radius)
+    assert reduced.shape == frame.shape and reduced.dtype == np.uint8
+    background = alphas[0] == 0
+    diff = np.abs(full.astype(int) - reduced.astype(int)).max(axis=2)[background]
+    assert diff.mean() < 2 and np.percentile(diff, 99) < 8  # grey levels; on the dancers' clip 0.5 and 3
+    solid = (alphas > 0.5).astype(np.float32)  # a hard-edged person: none of their colour may reach the background
+    plain = np.full_like(frame, 50)
+    plain[solid[0] > 0] = 250
+    beside = background_blur(plain, solid, radius)[shape[0] // 2, shape[1] // 3 - 2]
+    assert np.abs(beside.astype(int) - 50).max() <= 2, beside  # no person colour next to the person
+
+
+def test_a_small_background_blur_is_the_full_one():
+    frame, alphas = scene_with_a_person(90, 160)
+    radius = 2 * REDUCED_RADIUS - 1
+    assert np.array_equal(background_blur(frame, alphas, radius), masked_blur(frame, alphas, radius))
