@@ -37,6 +37,7 @@ import numpy as np
 import psutil
 
 import livematte  # noqa: F401  (before torch: OpenMP's wait, livematte/__init__.py)
+from kernels.letterbox import Letterbox
 from livematte.config import Config, MediaPipeConfig, load_config
 from livematte.engine.mediapipe_engine import MediaPipeEngine
 from livematte.frame import Frame
@@ -58,11 +59,10 @@ def clip_frames() -> list[np.ndarray]:
 
 def fitted(image: np.ndarray, width: int = W, height: int = H) -> np.ndarray:
     """`image` scaled to fit a width x height canvas, centred on grey."""
-    scale = min(width / image.shape[1], height / image.shape[0])
-    small = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    box = Letterbox.fit(*image.shape[:2], height, width)
     canvas = np.full((height, width, 3), 128, np.uint8)
-    y, x = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
-    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    canvas[box.top:box.top + box.content_h, box.left:box.left + box.content_w] = cv2.resize(
+        image, (box.content_w, box.content_h), interpolation=cv2.INTER_AREA)
     return canvas
 
 
@@ -112,8 +112,7 @@ def job(path: Path, *extra: str) -> Config:
                                                          "source.realtime=true", "engine.kind=mediapipe", *extra])
 
 
-def pipeline_section(folder: Path, frames: int) -> dict:
-    clip720 = video(folder / "clip720.mp4", "-i", str(CLIP), "-vf", "setpts=N/30/TB")
+def pipeline_section(folder: Path, clip720: Path, frames: int) -> dict:
     clip1080 = video(folder / "clip1080.mp4", "-i", str(CLIP), "-vf", "setpts=N/30/TB,scale=1920:1080")
     cv2.imwrite(str(folder / "eight.png"), eight_people())
     eight = video(folder / "eight.mp4", "-loop", "1", "-i", str(folder / "eight.png"), "-frames:v", "90")
@@ -124,8 +123,8 @@ def pipeline_section(folder: Path, frames: int) -> dict:
     return {name: pipeline_run(cfg, frames)[0] for name, cfg in runs.items()}
 
 
-def memory_section(folder: Path, frames: int = 2000) -> dict:
-    cfg = job(video(folder / "clip_mem.mp4", "-i", str(CLIP), "-vf", "setpts=N/30/TB"), "source.realtime=false")
+def memory_section(clip720: Path, frames: int = 2000) -> dict:
+    cfg = job(clip720, "source.realtime=false")
     process, samples, done = psutil.Process(), [], threading.Event()
 
     def sample() -> None:
@@ -218,8 +217,9 @@ def main() -> None:
     report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "device": machine(),
               "engine": engine_section(frames), "people": people_section(), "flicker": flicker_section(frames)}
     with tempfile.TemporaryDirectory() as tmp:
-        report["pipeline"] = pipeline_section(Path(tmp), args.frames)
-        report["memory"] = memory_section(Path(tmp))
+        clip720 = video(Path(tmp) / "clip720.mp4", "-i", str(CLIP), "-vf", "setpts=N/30/TB")
+        report["pipeline"] = pipeline_section(Path(tmp), clip720, args.frames)
+        report["memory"] = memory_section(clip720)
     report["device_after"] = machine()
     print(write_report(report, args.out, "people_cpu"))
 

@@ -17,7 +17,6 @@ from livematte.engine.keying import KeyingEngine
 from livematte.engine.mediapipe_engine import MediaPipeEngine
 from livematte.frame import Frame
 from livematte.processor import FrameProcessor
-from tests.mediapipe_helpers import models  # noqa: F401  (fixture)
 
 # (x, y) points picked by eye on the photos: each person's face, and background (sky, trees, water, road)
 PHOTOS = {

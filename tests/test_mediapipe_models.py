@@ -16,7 +16,6 @@ from livematte.config import load_config
 from livematte.engine.choose import EngineError, open_engine
 from livematte.mediapipe.litert import LiteModel
 from livematte.mediapipe.models import MODELS, POSE_LANDMARKS, ModelError, fetch_models, missing_models, model_path
-from tests.mediapipe_helpers import models  # noqa: F401  (fixture)
 
 
 def wheel_with(path, files: dict[str, bytes]):

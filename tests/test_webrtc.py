@@ -34,7 +34,6 @@ from livematte.webrtc.track import Output, ProcessedTrack  # noqa: E402
 from livematte.webrtc.uploads import MAX_SIDE, UploadError, decode_image  # noqa: E402
 from pipelines.webrtc import servable  # noqa: E402
 from tests.helpers.fake_camera import near, sample, scene_points, still_frame  # noqa: E402
-from tests.mediapipe_helpers import models  # noqa: E402, F401  (fixture)
 
 MAGENTA, GREEN, ORANGE = (255, 0, 255), (0, 255, 0), (0, 140, 255)  # BGR
 SETTINGS = ["engine.kind=keying", "engine.keying.mode=chroma", "effects.background.kind=color",

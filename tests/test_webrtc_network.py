@@ -24,7 +24,6 @@ import pytest
 
 from tests.helpers.fake_camera import near, sample, scene_points, still_frame, write_y4m
 from tests.helpers.netns import Namespace, network_namespace
-from tests.mediapipe_helpers import models  # noqa: F401  (fixture)
 
 pytest.importorskip("aiortc", reason="the webrtc extra is not installed (pip install -e .[webrtc])")
 

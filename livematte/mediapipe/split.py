@@ -3,8 +3,8 @@
 Each person's mask comes from their own square, and a neighbour who stands in it is partly masked
 too (an arm across a shoulder, people sitting shoulder to shoulder). Where two mattes both exceed
 one half, the pixel belongs to the person whose visible skeleton is nearer; a seam of SEAM pixels
-cross-fades the two, so the cut is soft like the rest of the matte. Distances are computed for the
-contested pixels only, which are few: most people's masks do not meet.
+cross-fades the two, so the cut is soft like the rest of the matte. Distances are computed only around
+the contested pixels, on a coarse lattice: most people's masks do not meet.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ def split_contested(mattes: np.ndarray, boxes: list[tuple[int, int, int, int] | 
             a, b = mattes[i, y0:y1, x0:x1], mattes[j, y0:y1, x0:x1]
             ys, xs = np.nonzero((a > 0.5) & (b > 0.5))
             if len(ys):
-                share_a = _share(ys.min(), ys.max() + 1, xs.min(), xs.max() + 1, (x0, y0), (landmarks[i], visible[i]),
-                                 (landmarks[j], visible[j]))
-                a[ys, xs] *= share_a[ys - ys.min(), xs - xs.min()]
-                b[ys, xs] *= 1.0 - share_a[ys - ys.min(), xs - xs.min()]
+                top, left = ys.min(), xs.min()
+                share_a = _share(top, ys.max() + 1, left, xs.max() + 1, (x0, y0), (landmarks[i], visible[i]),
+                                 (landmarks[j], visible[j]))[ys - top, xs - left]
+                a[ys, xs] *= share_a
+                b[ys, xs] *= 1.0 - share_a
 
 
 def _share(y0: int, y1: int, x0: int, x1: int, offset: tuple[int, int], a, b) -> np.ndarray:
