@@ -17,13 +17,13 @@ import argparse
 import datetime as dt
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 from model_cpu import SIZES
+from timing import call_ms, summary
 
 from livematte.engine.network_engine import NetworkEngine
 from livematte.engine.onnx import OnnxRuntimeEngine
@@ -39,22 +39,7 @@ TARGET_MS = 4.0
 
 def time_forward(engine: NetworkEngine, image: torch.Tensor, repeats: int) -> dict[str, float]:
     with torch.inference_mode():
-        for _ in range(5):
-            engine._forward(image)
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(repeats):
-            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            engine._forward(image)
-            stop.record()
-            stop.synchronize()
-            times.append(start.elapsed_time(stop))
-    times.sort()
-    batch = image.shape[0]
-    median = statistics.median(times)
-    return {"median_ms": round(median, 3), "p95_ms": round(times[round(0.95 * (len(times) - 1))], 3),
-            "per_frame_ms": round(median / batch, 3), "runs": len(times)}
+        return summary(call_ms(lambda: engine._forward(image), repeats, cuda=True, warmup=5), image.shape[0])
 
 
 def engines(model: E2EHIM, size: tuple[int, int]) -> dict[str, Callable[[], NetworkEngine]]:

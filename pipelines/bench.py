@@ -22,7 +22,9 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from livematte.config import Config, NullSinkConfig, SyntheticSourceConfig  # noqa: E402
+from livematte.engine.base import Engine  # noqa: E402
 from livematte.engine.choose import open_engine  # noqa: E402
+from livematte.sources import Source  # noqa: E402
 from livematte.synthetic import SyntheticScene  # noqa: E402
 from pipelines.live import STAGES, LivePipeline  # noqa: E402
 from pipelines.report import machine, report_path, write_report  # noqa: E402
@@ -38,10 +40,12 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "p99": round(float(p99), 3)}
 
 
-def pipeline_run(cfg: Config, frames: int) -> tuple[dict, list[float]]:
-    """The pipeline on `cfg` for `frames` frames into a null sink; its timing summary and latencies."""
+def pipeline_run(cfg: Config, frames: int, engine: tuple[Engine, str] | None = None,
+                 source: Source | None = None) -> tuple[dict, list[float]]:
+    """The pipeline on `cfg` for `frames` frames into a null sink; its timing summary and latencies.
+    engine, source: see LivePipeline."""
     cfg = cfg.model_copy(update={"sinks": [NullSinkConfig()], "run": cfg.run.model_copy(update={"max_frames": frames})})
-    pipeline = LivePipeline(cfg)
+    pipeline = LivePipeline(cfg, engine, source)
     report = pipeline.run(show_progress=True)
     latency = percentiles(pipeline.latencies)
     return {

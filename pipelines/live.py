@@ -23,6 +23,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from livematte.config import Config, PngSinkConfig, SyntheticSourceConfig
+from livematte.engine.base import Engine
 from livematte.engine.choose import open_engine
 from livematte.mailbox import Mailbox, MailboxClosed
 from livematte.processor import STAGES as PROCESS_STAGES
@@ -61,9 +62,13 @@ class RunReport:
 
 
 class LivePipeline:
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, engine: tuple[Engine, str] | None = None, source: Source | None = None):
+        """engine: an open engine and its description, for a caller that runs several pipelines on one
+        network; source: a source not yet started, for a caller with frames of its own. None opens the
+        one cfg.engine / cfg.source asks for."""
         self.cfg = cfg
-        self.engine, self.engine_description = open_engine(cfg.engine, cfg.footage)
+        self.engine, self.engine_description = engine or open_engine(cfg.engine, cfg.footage)
+        self._source = source
         self.processor = FrameProcessor(cfg, self.engine)
         self.times: dict[str, deque[float]] = {**self.processor.times, "sinks": deque(maxlen=STATS_WINDOW)}
         self.latencies: deque[float] = deque(maxlen=STATS_WINDOW)
@@ -78,7 +83,7 @@ class LivePipeline:
         dropped_at_first = 0
         with ExitStack() as stack:
             stack.callback(self.processor.close)
-            source = stack.enter_context(open_source(cfg.source))
+            source = stack.enter_context(self._source or open_source(cfg.source))
             sinks = [stack.enter_context(open_sink(s, source.info.fps)) for s in cfg.sinks]
             people_sinks: dict[int, Sink] = {}
             stack.callback(lambda: [s.close() for s in people_sinks.values()])

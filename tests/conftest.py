@@ -20,6 +20,12 @@ def shared_media() -> Path:
     return SHARED_MEDIA
 
 
+@pytest.fixture
+def optional_media() -> Path | None:
+    """../shared/media where present, else None: for tests that also run on frames of their own."""
+    return SHARED_MEDIA if (SHARED_MEDIA / "video_test2.mp4").exists() else None
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own user cache directory, so installed weights never leak between tests."""

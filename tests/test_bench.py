@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from livematte.config import load_config
 from pipelines.bench import bench
 
@@ -35,3 +37,40 @@ def test_bench_compare_prints_ratios(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "ratio" in result.stderr and "fps" in result.stderr
     assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_the_gpu_check_rehearses_every_step_on_the_cpu(tmp_path):
+    """bench/gpu_check.py --device cpu: the script that spends a lent GPU's minutes runs end to end first."""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--device", "cpu", "--out",
+                             str(tmp_path)], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["errors"] == {}
+    assert report["tests"]["exit_code"] == 0 and report["tests"]["skipped"] == report["tests"]["tests"] > 0
+    assert all("max_abs_diff_alpha" in row for row in report["model"]["rows"] if "skipped" not in row)
+    runs = report["pipeline"]["runs"]
+    assert all(r["frames"] > 0 and r["fps"] > 0 for r in runs.values())
+    assert set(report["pipeline"]["per_person"]["ms_by_people"]) == {"1", "4"}
+    assert report["webrtc"]["ok"] and len(report["webrtc"]["peers"]) == 2
+    assert {c["people"] for c in report["kernels"]["cases"]} == {1, 4}
+    assert set(report["targets"]) and (tmp_path / "gpu_check.png").stat().st_size > 1000
+
+
+def test_the_gpu_check_reads_copies_and_kernel_time_from_a_profiler_trace(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from gpu_check import trace_summary
+
+    trace = {"traceEvents": [
+        {"cat": "gpu_memcpy", "name": "Memcpy HtoD (Pageable -> Device)", "dur": 500, "args": {"bytes": 6220800}},
+        {"cat": "gpu_memcpy", "name": "Memcpy DtoH (Device -> Pageable)", "dur": 700, "args": {"bytes": 6220800}},
+        {"cat": "gpu_memcpy", "name": "Memcpy DtoH (Device -> Pageable)", "dur": 10, "args": {"bytes": 80}},
+        {"cat": "gpu_memcpy", "name": "Memcpy DtoD (Device -> Device)", "dur": 40, "args": {"bytes": 999}},
+        {"cat": "kernel", "name": "composite", "dur": 150},
+        {"cat": "kernel", "name": "fuse_causal", "dur": 250},
+        {"cat": "kernel", "name": "composite", "dur": 150},
+        {"cat": "cuda_runtime", "name": "cudaMemcpyAsync", "dur": 900},
+    ]}
+    found = trace_summary(trace, top=1)
+    assert found["copies"] == {"HtoD": {"copies": 1, "bytes": 6220800}, "DtoH": {"copies": 2, "bytes": 6220880}}
+    assert found["kernel_ms"] == pytest.approx(0.55) and found["memcpy_ms"] == pytest.approx(1.25)
+    assert list(found["top"]) == ["composite"] and found["top"]["composite"] == pytest.approx(0.3)

@@ -13,8 +13,12 @@ from kernels import (Background, Effect, FusionParams, PersonLayers, Scene, comp
                      frame_changes, fuse_exact, gpu_available, masked_blur, preprocess, track_motion)
 from kernels._arrays import kind_of
 from kernels._cuda import sources
+from livematte.synthetic import SyntheticScene
 
-gpu = pytest.mark.skipif(not gpu_available(), reason="CuPy is not installed or sees no CUDA device")
+def gpu(test):
+    """A parity test: marked `gpu` (selected by `pytest -m gpu`), skipped without CuPy and a device."""
+    skip = pytest.mark.skipif(not gpu_available(), reason="CuPy is not installed or sees no CUDA device")
+    return pytest.mark.gpu(skip(test))
 
 
 def test_there_are_cuda_sources_for_every_kernel_module():
@@ -63,8 +67,11 @@ def video_frames(media, count):
 
 
 def cases(shared_media=None):
+    """Noise, the synthetic scene, and real footage where ../shared/media is present."""
     rng = np.random.default_rng(0)
     yield "random 37x53", [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8) for _ in range(3)]
+    scene = SyntheticScene(320, 180, 3)
+    yield "synthetic 320x180", [scene.render(i)[0] for i in range(3)]
     if shared_media is not None:
         yield "video_test2", video_frames(shared_media, 3)
 
@@ -76,10 +83,10 @@ def close_bytes(gpu_out, cpu_out):
 
 
 @gpu
-def test_parity_preprocess(shared_media):
+def test_parity_preprocess(optional_media):
     import cupy
 
-    for _, frames in cases(shared_media):
+    for _, frames in cases(optional_media):
         batch = np.stack(frames)
         cpu, box = preprocess(batch, (352, 640))
         dev, dev_box = preprocess(cupy.asarray(batch), (352, 640))
@@ -88,11 +95,11 @@ def test_parity_preprocess(shared_media):
 
 
 @gpu
-def test_parity_temporal(shared_media):
+def test_parity_temporal(optional_media):
     import cupy
 
     p = FusionParams(tau_y=10, eps=6 / 255, max_age=2, blend=0.2)
-    for _, frames in cases(shared_media):
+    for _, frames in cases(optional_media):
         h, w, _ = frames[0].shape
         n = 4
         host = dict(prev=np.zeros((h, w, 3), np.uint8), matte=np.zeros((n, h, w), np.float32),
@@ -165,13 +172,13 @@ def test_isoluminant_change_detected_on_gpu():
     """frame_changes compares B, G, R, not luma: an equal-luma colour change marks its cell on both sides."""
     import cupy
 
-    p = FusionParams(tau_y=12)
+    p = FusionParams(tau_y=12, cell=8)
     wall, sweater = np.uint8([50, 175, 60]), np.uint8([150, 130, 120])
     grey = [(114 * int(c[0]) + 587 * int(c[1]) + 299 * int(c[2]) + 500) // 1000 for c in (wall, sweater)]
     assert abs(grey[0] - grey[1]) <= p.tau_y, "BT.601 lumas within tau: the old luma test saw no change"
     before = np.broadcast_to(wall, (37, 53, 3)).copy()
     after = before.copy()
-    after[20:23, 30:33] = sweater
+    after[20:23, 25:28] = sweater  # inside cell (2, 3)
     host, dev = before.copy(), cupy.asarray(before)
     c_cells, c_count = frame_changes(after, host, p)
     g_cells, g_count = frame_changes(cupy.asarray(after), dev, p)
@@ -182,10 +189,10 @@ def test_isoluminant_change_detected_on_gpu():
 
 
 @gpu
-def test_parity_blur_feather_composite(shared_media):
+def test_parity_blur_feather_composite(optional_media):
     import cupy
 
-    for _, frames in cases(shared_media):
+    for _, frames in cases(optional_media):
         frame = frames[0]
         h, w, _ = frame.shape
         alphas = people_mattes(h, w, 5)

@@ -25,6 +25,7 @@ from livematte.engine.base import Instances  # noqa: E402
 from livematte.engine.mediapipe_engine import MediaPipeEngine  # noqa: E402
 from livematte.webrtc import engines as engines_module  # noqa: E402
 from livematte.webrtc.cli import SERVE_CONFIG  # noqa: E402
+from livematte.processor import FrameProcessor  # noqa: E402
 from livematte.webrtc.engines import PeerEngines, SharedEngine  # noqa: E402
 from livematte.webrtc.latest import Latest, LatestClosed  # noqa: E402
 from livematte.webrtc.messages import ChangeEffect, MessageError, Select, parse_request  # noqa: E402
@@ -139,6 +140,15 @@ def test_a_network_engine_is_shared_one_inference_at_a_time(monkeypatch):
     for thread in threads:
         thread.join()
     assert network.most == 1
+
+
+def test_a_shared_network_engine_states_its_device_so_peers_upload_frames_there():
+    from livematte.engine.torch_engine import TorchEngine
+    from livematte.model.e2ehim import E2EHIM
+
+    network = TorchEngine(E2EHIM(), device="cpu", input_size=(64, 64), warmup=False)
+    processor = FrameProcessor(load_config(SERVE_CONFIG), SharedEngine(network))
+    assert SharedEngine(network).device == network.device == processor._device
 
 
 def test_serve_config_defaults_to_loopback_and_refuses_what_webrtc_cannot_send():

@@ -7,6 +7,7 @@ them, so the three give the same mattes up to the network's own numerics.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,15 @@ def check_input_size(input_size: tuple[int, int] | None) -> None:
         raise ValueError(f"input_size must be positive multiples of {MULTIPLE}, got {input_size}")
 
 
+@functools.cache
+def normalisation(device: torch.device) -> tuple[Tensor, Tensor]:
+    """ImageNet mean and std as (1, 3, 1, 1) tensors on `device`, made once: on a GPU each new one
+    would be a host-to-device copy per frame. Normal tensors even when first asked for under inference_mode,
+    so callers outside it (export, training) can use them too."""
+    with torch.inference_mode(False):
+        return tuple(torch.tensor(v, device=device).view(1, 3, 1, 1) for v in (MEAN, STD))
+
+
 def preprocess(frames: Tensor, box: Letterbox) -> Tensor:
     """uint8 BGR (B, H, W, 3) -> normalised RGB float (B, 3, out_h, out_w), letterboxed with zeros.
 
@@ -39,8 +49,7 @@ def preprocess(frames: Tensor, box: Letterbox) -> Tensor:
         shrink = box.content_h < box.src_h or box.content_w < box.src_w
         x = F.interpolate(x, size=(box.content_h, box.content_w), mode="bilinear", align_corners=False,
                           antialias=shrink)
-    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
+    mean, std = normalisation(x.device)
     x = (x - mean) / std
     right = box.out_w - box.content_w - box.left
     bottom = box.out_h - box.content_h - box.top

@@ -25,11 +25,15 @@ def clean_plate(engine: Engine) -> KeyingEngine | None:
 
 
 class SharedEngine:
-    """One engine used from several peers' worker threads, one inference at a time."""
+    """One engine used from several peers' worker threads, one inference at a time.
+
+    It states the engine's device as its own, so each peer's FrameProcessor uploads its frames there:
+    a CUDA network's mattes then meet CUDA frames, not host ones."""
 
     def __init__(self, engine: Engine):
         self._engine = engine
         self._lock = threading.Lock()
+        self.device = getattr(engine, "device", None)  # a torch.device for network engines
 
     @property
     def input_size(self) -> tuple[int, int]:
