@@ -7,4 +7,5 @@ run:
 
 test:
 	bash scripts/setup.sh --test
+	.venv/bin/ruff check .
 	.venv/bin/python -m pytest -q

@@ -17,8 +17,13 @@ import json
 import tempfile
 from pathlib import Path
 
-import livematte  # first: it sets how OpenMP threads wait, which libgomp reads when torch loads it
+from livematte.memory import tune_process
+
+tune_process()  # before torch loads: libgomp reads then how its threads wait, as in livematte's commands
+
 import matplotlib
+
+import livematte
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

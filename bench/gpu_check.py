@@ -47,16 +47,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from aiortc import MediaStreamTrack  # noqa: E402
 from av import VideoFrame  # noqa: E402
-
 from kernels_gpu import bench_case, parity  # noqa: E402
 from timing import call_ms, summary  # noqa: E402
 
 from livematte.config import Config, load_config  # noqa: E402
-from livematte.engine.base import Instances  # noqa: E402
+from livematte.engine.base import Engine, Instances  # noqa: E402
 from livematte.engine.torch_engine import TorchEngine  # noqa: E402
 from livematte.frame import Frame  # noqa: E402
-from livematte.processor import FrameProcessor  # noqa: E402
 from livematte.model.e2ehim import E2EHIM  # noqa: E402
+from livematte.processor import FrameProcessor  # noqa: E402
 from livematte.sources import Source, SourceInfo  # noqa: E402
 from livematte.synthetic import SyntheticScene  # noqa: E402
 from pipelines.bench import pipeline_run  # noqa: E402
@@ -225,7 +224,7 @@ class ClipSource(Source):
             yield self._frame(self.clip.images[i % len(self.clip.images)], i / FPS)
 
 
-class SceneMattes:
+class SceneMattes(Engine):
     """E2E-HIM's full forward and post-processing on every frame, answering with the clip's true mattes.
 
     Random weights find nobody, and tracking, fusion and compositing cost what the people cost; the true
@@ -235,12 +234,11 @@ class SceneMattes:
 
     def __init__(self, network: TorchEngine, clip: Clip):
         self.network = network
-        self.device = network.device
-        cuda = self.device.type == "cuda"
-        self._mattes = torch.from_numpy(clip.alphas).to(self.device) if cuda else clip.alphas
+        cuda = network.device.type == "cuda"
+        self._mattes = torch.from_numpy(clip.alphas).to(network.device) if cuda else clip.alphas
         self.clip_bytes = clip.alphas.nbytes if cuda else 0  # on the device for the whole run
         people = clip.alphas.shape[1]
-        self._probs = torch.ones(people, device=self.device) if cuda else np.ones(people, np.float32)
+        self._probs = torch.ones(people, device=network.device) if cuda else np.ones(people, np.float32)
         self._calls = 0
 
     def rewind(self) -> None:
@@ -250,6 +248,10 @@ class SceneMattes:
     @property
     def input_size(self) -> tuple[int, int]:
         return self.network.input_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.network.device
 
     def infer(self, frames: Sequence[Any]) -> list[Instances]:
         self.network.infer(frames)
@@ -399,9 +401,9 @@ def check_webrtc(sizes: Sizes, device: str, model: E2EHIM, folder: Path) -> dict
 
     weights = folder / "random.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
-    cfg = load_config(ROOT / "configs/serve.yaml", ["engine.kind=e2ehim", f"engine.e2ehim.weights={weights}",
-                                                    f"engine.e2ehim.device={device}",
-                                                    f"engine.e2ehim.input_size=[{sizes.network[0]}, {sizes.network[1]}]"])
+    cfg = load_config(ROOT / "configs/serve.yaml", [
+        "engine.kind=e2ehim", f"engine.e2ehim.weights={weights}", f"engine.e2ehim.device={device}",
+        f"engine.e2ehim.input_size=[{sizes.network[0]}, {sizes.network[1]}]"])
     engines = PeerEngines(cfg.engine)
     h, w = next(iter(sizes.pipeline.values()))
     clip = Clip.render(h, w, 4, frames=30)
@@ -486,7 +488,8 @@ def against_targets(report: dict) -> dict:
         "model_640x352_fp16_graphs_batch1_ms": find(lambda: graphs[1]["median_ms"]),
         "model_640x352_fp16_graphs_batch4_per_frame_ms": find(lambda: graphs[4]["per_frame_ms"]),
         "pipeline_1080p_4_people_capacity_fps": find(lambda: unpaced["fps"]),
-        "latency_beyond_engine_ms": find(lambda: round(live["latency_ms"]["p50"] - live["stage_ms"]["engine"]["p50"], 3)),
+        "latency_beyond_engine_ms": find(
+            lambda: round(live["latency_ms"]["p50"] - live["stage_ms"]["engine"]["p50"], 3)),
         "copies_per_frame": find(lambda: copies["HtoD"]["copies"] + copies["DtoH"]["copies"]),
         "composite_plus_fusion_1080p_ms": find(lambda: max(c["composite_plus_fusion_ms"] for c in kernels
                                                            if c["size"] == "1080p" and c["people"] <= 4)),
@@ -494,7 +497,8 @@ def against_targets(report: dict) -> dict:
     }
     at_least = {"pipeline_1080p_4_people_capacity_fps"}
     return {name: {"measured": value, "target": TARGETS[name],
-                   "met": None if value is None else (value >= TARGETS[name] if name in at_least else value <= TARGETS[name])}
+                   "met": None if value is None else (
+                       value >= TARGETS[name] if name in at_least else value <= TARGETS[name])}
             for name, value in measured.items()}
 
 
@@ -505,7 +509,8 @@ def plot(report: dict, path: Path) -> None:
     left.barh([f"{r['size']} {r['path']} b{r['batch']}" for r in rows], [r["per_frame_ms"] for r in rows])
     left.set_xlabel("E2E-HIM ms per frame")
     left.tick_params(labelsize=7)
-    runs = {k: v for k, v in report.get("pipeline", {}).get("runs", {}).items() if "profiled" not in k and "warm-up" not in k}
+    runs = {k: v for k, v in report.get("pipeline", {}).get("runs", {}).items()
+            if "profiled" not in k and "warm-up" not in k}
     bottom = np.zeros(len(runs))
     for stage in ("engine", "stabilize", "composite", "sinks"):
         values = np.array([r["stage_ms"].get(stage, {}).get("p50", 0.0) for r in runs.values()])
@@ -540,7 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     def pipeline_engine() -> TorchEngine:
         nonlocal network
         if network is None:
-            network = TorchEngine(model, device=args.device, input_size=sizes.network, cuda_graphs=args.device == "cuda")
+            network = TorchEngine(model, device=args.device, input_size=sizes.network,
+                                  cuda_graphs=args.device == "cuda")
         return network
 
     with tempfile.TemporaryDirectory() as scratch:

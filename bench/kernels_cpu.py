@@ -21,12 +21,24 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels import (Effect, FusionParams, PersonLayers, Scene, Background, composite, feather, fuse_causal,
-                     input_size_for, frame_changes, masked_blur, preprocess)
+from kernels import (
+    Background,
+    Effect,
+    FusionParams,
+    PersonLayers,
+    Scene,
+    composite,
+    feather,
+    frame_changes,
+    fuse_causal,
+    input_size_for,
+    masked_blur,
+    preprocess,
+)
 from kernels.blur import DELTA
 from kernels.feather import falloff
-from kernels.preprocess import normalisation
 from kernels.letterbox import Letterbox
+from kernels.preprocess import normalisation
 from pipelines.report import cpu_model, write_report
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
@@ -275,9 +287,10 @@ def main(argv=None) -> int:
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__},
         "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
         "note": ("The CPU is shared with other work while this runs, so absolute timings are noisy; the twin/NumPy "
-                 "ratios, measured in the same run, are what counts. With the cores already busy, one numba thread can beat two "
-                 "(a parallel region waits for its descheduled thread), hence runs at several thread counts. Mattes are synthetic soft ellipses; composite uses "
-                 "a solid-colour background with keep/tint/hide/spotlight people; fusion = frame_changes + fuse_causal."),
+                 "ratios, measured in the same run, are what counts. With the cores already busy, one numba thread "
+                 "can beat two (a parallel region waits for its descheduled thread), hence runs at several thread "
+                 "counts. Mattes are synthetic soft ellipses; composite uses a solid-colour background with "
+                 "keep/tint/hide/spotlight people; fusion = frame_changes + fuse_causal."),
         "settings": {"blur_radius": BLUR_RADIUS, "feather_radius": FEATHER_RADIUS, "fusion": vars(PARAMS),
                      "repeats": args.repeats},
         "targets": {

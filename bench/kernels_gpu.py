@@ -18,13 +18,24 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from kernels import (Background, FusionParams, Scene, composite, feather, fuse_causal, gpu_available,
-                     input_size_for, frame_changes, masked_blur, preprocess)
-from kernels.blur import REDUCED_RADIUS
 from kernels_cpu import BLUR_RADIUS, FEATHER_RADIUS, PARAMS, frames_at, mixed_layers, people_mattes
-from pipelines.report import write_report
 from timing import call_ms
+
+from kernels import (
+    Background,
+    FusionParams,
+    Scene,
+    composite,
+    feather,
+    frame_changes,
+    fuse_causal,
+    gpu_available,
+    input_size_for,
+    masked_blur,
+    preprocess,
+)
+from kernels.blur import REDUCED_RADIUS
+from pipelines.report import write_report
 
 SIZES = {"1080p": (1080, 1920), "4K": (2160, 3840)}
 PEOPLE = (1, 4, 20)
@@ -101,12 +112,15 @@ def parity() -> dict:
         return int(abs(cupy.asnumpy(gpu_out).astype(int) - cpu_out.astype(int)).max())
 
     g_frame, g_alphas = cupy.asarray(frame), cupy.asarray(alphas)
-    report["masked_blur"] = byte_diff(masked_blur(g_frame, g_alphas, BLUR_RADIUS), masked_blur(frame, alphas, BLUR_RADIUS))
-    report["feather"] = float(abs(cupy.asnumpy(feather(g_alphas, FEATHER_RADIUS)) - feather(alphas, FEATHER_RADIUS)).max())
+    report["masked_blur"] = byte_diff(masked_blur(g_frame, g_alphas, BLUR_RADIUS),
+                                      masked_blur(frame, alphas, BLUR_RADIUS))
+    report["feather"] = float(abs(cupy.asnumpy(feather(g_alphas, FEATHER_RADIUS))
+                                  - feather(alphas, FEATHER_RADIUS)).max())
     layers = mixed_layers(n)
     # a background blur radius the CPU runs at full resolution too (larger ones it blurs at reduced resolution)
     scenes = [Scene(background=b, blur_radius=REDUCED_RADIUS) for b in Background if b is not Background.IMAGE]
-    report["composite"] = max(byte_diff(composite(g_frame, g_alphas, layers, scene), composite(frame, alphas, layers, scene))
+    report["composite"] = max(byte_diff(composite(g_frame, g_alphas, layers, scene),
+                                        composite(frame, alphas, layers, scene))
                               for scene in scenes)
     return report
 

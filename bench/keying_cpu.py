@@ -66,7 +66,8 @@ def time_engine(mode: str, people: int, count: int, rounds: int, threads: int) -
             singles.append((time.perf_counter() - t) * 1e3)
         means.append((time.perf_counter() - start) * 1e3 / len(batch))
     return {"mode": mode, "people": people, "opencv_threads": threads,
-            "ms_per_frame": round(statistics.median(means), 3), "p95_ms": round(float(np.percentile(singles, 95)), 3), "instances_in_first_frames": found}
+            "ms_per_frame": round(statistics.median(means), 3), "p95_ms": round(float(np.percentile(singles, 95)), 3),
+            "instances_in_first_frames": found}
 
 
 def main(argv=None) -> int:

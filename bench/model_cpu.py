@@ -26,11 +26,15 @@ import time
 from pathlib import Path
 from unittest.mock import patch
 
-import livematte  # first: it sets how OpenMP threads wait, which libgomp reads when torch loads it
+from livematte.memory import tune_process
+
+tune_process()  # before torch loads: libgomp reads then how its threads wait, as in livematte's commands
+
 import cv2
 import numpy as np
 import torch
 
+import livematte
 from livematte.engine.torch_engine import TorchEngine
 from livematte.model import conv
 from livematte.model.e2ehim import E2EHIM
@@ -95,7 +99,8 @@ def network(model: E2EHIM, repeats: int) -> list[dict]:
 
 def kept_bytes(model: E2EHIM) -> int:
     """Memory the modules keep beside their weights: NNPACK kernel transforms, phase kernels, packed matrices."""
-    return sum(module.kept.nbytes for module in model.modules() if isinstance(getattr(module, "kept", None), KeptWeights))
+    return sum(module.kept.nbytes for module in model.modules()
+               if isinstance(getattr(module, "kept", None), KeptWeights))
 
 
 def matmul_gmacs() -> float:

@@ -26,12 +26,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import livematte  # first: it sets how OpenMP threads wait, which libgomp reads when torch loads it
+from livematte.memory import tune_process
+
+tune_process()  # before torch loads: libgomp reads then how its threads wait, as in livematte's commands
+
 import numpy as np
 import onnxruntime as ort
 import torch
 from model_cpu import SIZES, summary
 
+import livematte
 from livematte.export.onnx import INPUT, OUTPUTS, export_onnx
 from livematte.model.e2ehim import E2EHIM
 from pipelines.report import cpu_model, openmp_wait, write_report

@@ -5,7 +5,7 @@
 libgomp reads its settings once, when torch loads it, so every measurement is a child process started
 with them: libgomp's default spin (about 3 ms; GOMP_SPINCOUNT=300000), sleeping at once
 (OMP_WAIT_POLICY=PASSIVE, livematte's previous setting) and livematte's own (about 0.1 ms,
-livematte/__init__.py). Rounds alternate the three, so the host's drift falls on all of them alike.
+livematte/memory.py). Rounds alternate the three, so the host's drift falls on all of them alike.
 1. E2E-HIM alone (random weights), fp32, batch 1, 640x352: median of 7 calls after 3 s of warm-up.
 2. The main job (`python run.py`, the default config: keying engine, the 720p synthetic source
    unpaced, 150 frames encoded to an MP4 file, here in a temporary folder): fps once running.
@@ -72,7 +72,10 @@ def main(argv=None) -> int:
     parser.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        import livematte  # first: it sets how OpenMP threads wait, which libgomp reads when torch loads it
+        import livematte
+        from livematte.memory import tune_process
+
+        tune_process()  # first, as livematte's commands do: libgomp reads how to wait when torch loads it
 
         result = CASES[args.child]()
         print(json.dumps({**result, "openmp_wait": openmp_wait(), "livematte": livematte.__version__}))

@@ -36,7 +36,9 @@ import cv2
 import numpy as np
 import psutil
 
-import livematte  # noqa: F401  (before torch: OpenMP's wait, livematte/__init__.py)
+from livematte.memory import tune_process
+
+tune_process()  # before torch loads: libgomp reads then how its threads wait, as in livematte's commands
 from kernels.letterbox import Letterbox
 from livematte.config import Config, MediaPipeConfig, load_config
 from livematte.engine.mediapipe_engine import MediaPipeEngine
@@ -119,7 +121,8 @@ def pipeline_section(folder: Path, clip720: Path, frames: int) -> dict:
     cv2.imwrite(str(folder / "one.png"), fitted(cv2.imread(str(MEDIA / "woman.jpg"))))
     one = video(folder / "one.mp4", "-loop", "1", "-i", str(folder / "one.png"), "-frames:v", "90")
     runs = {"clip_720p": job(clip720), "eight_people_720p": job(eight), "clip_1080p": job(clip1080),
-            "one_person_720p": job(one), "video_call_720p": job(one, "effects.background.kind=blur", "effects.people={}")}
+            "one_person_720p": job(one),
+            "video_call_720p": job(one, "effects.background.kind=blur", "effects.people={}")}
     return {name: pipeline_run(cfg, frames)[0] for name, cfg in runs.items()}
 
 

@@ -130,8 +130,8 @@ def main() -> None:
                 "dtssd_x1e2": float(np.mean([r["dtssd_x1e2"] for r in runs])),
                 "id_switches": int(sum(r["id_switches"] for r in runs)),
             }
-            print(f"{scene:10s} {mode:6s} MAD {per_mode[mode]['mad_x1e3']:.2f}e-3  dtSSD {per_mode[mode]['dtssd_x1e2']:.2f}e-2"
-                  f"  id switches {per_mode[mode]['id_switches']}")
+            print(f"{scene:10s} {mode:6s} MAD {per_mode[mode]['mad_x1e3']:.2f}e-3"
+                  f"  dtSSD {per_mode[mode]['dtssd_x1e2']:.2f}e-2  id switches {per_mode[mode]['id_switches']}")
         off, causal = per_mode["off"], per_mode["causal"]
         per_mode["causal_vs_off"] = {
             "dtssd_change": causal["dtssd_x1e2"] / off["dtssd_x1e2"] - 1,

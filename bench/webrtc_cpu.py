@@ -39,6 +39,10 @@ from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder, VpxPayloadDescriptor
 from aiortc.jitterbuffer import JitterFrame
 from keying_cpu import cpu_model
 
+from livematte.memory import tune_process
+
+tune_process()  # before torch loads (the livematte imports below): the child's OpenMP wait, unless set for it
+
 from livematte.config import load_config
 from livematte.synthetic import SyntheticScene
 from livematte.webrtc.cli import SERVE_CONFIG
@@ -133,7 +137,8 @@ async def serve_peers(peers: int, seconds: float, payloads: list[bytes]) -> dict
               for stage in ("engine", "stabilize", "composite")}
     return {"peers": peers, "fps_per_peer": [round(f, 1) for f in fps], "aggregate_fps": round(sum(fps), 1),
             "stages_ms": stages,
-            "arrival_to_sent_ms": round(statistics.median(s["server_ms"] for s in stats if s["server_ms"] is not None), 1),
+            "arrival_to_sent_ms": round(statistics.median(s["server_ms"] for s in stats
+                                                          if s["server_ms"] is not None), 1),
             "stale_frames_dropped": [channel.stats[-1]["dropped"] for channel in channels]}
 
 
@@ -179,7 +184,8 @@ def main(argv=None) -> int:
         "seconds_measured": args.seconds,
         "runs": runs,
         "aggregate_fps_vs_active": {wait: {str(n): round(by_case[wait, n]["aggregate_fps"]
-                                                         / by_case["ACTIVE", n]["aggregate_fps"], 2) for n in args.peers}
+                                                         / by_case["ACTIVE", n]["aggregate_fps"], 2)
+                                           for n in args.peers}
                                     for wait in WAITS if wait != "ACTIVE"},
         "aggregate_fps_vs_one_peer": {str(n): round(by_case["livematte", n]["aggregate_fps"]
                                                     / by_case["livematte", args.peers[0]]["aggregate_fps"], 2)
@@ -188,7 +194,8 @@ def main(argv=None) -> int:
     path = write_report(report, args.out, "webrtc_cpu")
     for r in runs:
         print(f"OpenMP wait {r['openmp_wait']:<9} {r['peers']} peer(s): {r['fps_per_peer']} fps each "
-              f"({r['aggregate_fps']} together), stages {r['stages_ms']} ms, arrival to sent {r['arrival_to_sent_ms']} ms")
+              f"({r['aggregate_fps']} together), stages {r['stages_ms']} ms, "
+              f"arrival to sent {r['arrival_to_sent_ms']} ms")
     print(f"wrote {path}")
     return 0
 

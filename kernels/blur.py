@@ -1,5 +1,5 @@
 """Halo-free masked blur: people are masked out of the blur and the result renormalised, so no person
-colour bleeds into a blurred background (DESIGN section 5).
+colour bleeds into a blurred background.
 
     out = (box(I * v) + DELTA * box(I)) / (box(v) + DELTA * box(1)),   v = 1 - min(1, sum_i alpha_i)
 
@@ -112,7 +112,8 @@ def masked_blur(frame, alphas, radius: int, out=None, of_people: bool = False):
     h, w, _ = src.shape
     people = checked(native(alphas), "alphas", np.float32, (None, h, w), gpu)
     xp = xp_of(src)
-    result = xp.empty((h, w, 3), np.uint8) if out is None else checked(native(out), "out", np.uint8, (h, w, 3), gpu, True)
+    result = (xp.empty((h, w, 3), np.uint8) if out is None
+              else checked(native(out), "out", np.uint8, (h, w, 3), gpu, True))
     if gpu:
         weight = xp.empty((h, w), np.float32)
         tmp = xp.empty((h, w, 7), np.float32)

@@ -1,20 +1,8 @@
 // Layer composite with per-person effects (the CPU twin and the full description are in
 // kernels/composite.py). One thread per output pixel.
-// people: (N, 10) float32 rows [effect, tint B, G, R, tint strength, own background index, box x0, y0, x1, y1].
-
-#define EFFECT_KEEP 0
-#define EFFECT_HIDE 1
-#define EFFECT_TINT 2
-#define EFFECT_BLUR 3
-#define EFFECT_PIXELATE 4
-#define EFFECT_SPOTLIGHT 5
-
-#define BASE_ORIGINAL 0
-#define BASE_COLOR 1
-#define BASE_IMAGE 2
-#define BASE_TRANSPARENT 3
-
-#define ROW 10
+// people: (N, COL_COUNT) float32 rows, the layout of kernels.composite.Column. The EFFECT_, BACKGROUND_ and COL_
+// names are #defines of kernels/composite.py (CUDA_DEFINES), which kernels/_cuda.py puts before this source.
+// base_mode is a Background code; BLUR arrives as IMAGE, with image the blurred frame.
 
 // Premultiplied B, G, R and alpha of one layer sample.
 struct Sample {
@@ -35,8 +23,8 @@ __device__ Sample mix(const Sample& u, const Sample& v, float t) {
 }
 
 __device__ float box_distance(const float* row, int x, int y) {
-    float dx = fmaxf(fmaxf(row[6] - (float)x, (float)x - row[8]), 0.0f);
-    float dy = fmaxf(fmaxf(row[7] - (float)y, (float)y - row[9]), 0.0f);
+    float dx = fmaxf(fmaxf(row[COL_X0] - (float)x, (float)x - row[COL_X1]), 0.0f);
+    float dy = fmaxf(fmaxf(row[COL_Y0] - (float)y, (float)y - row[COL_Y1]), 0.0f);
     return sqrtf(dx * dx + dy * dy);
 }
 
@@ -57,11 +45,11 @@ extern "C" __global__ void composite(
     Sample original = opaque(frame + 3 * p);
 
     Sample base;
-    if (base_mode == BASE_ORIGINAL) {
+    if (base_mode == BACKGROUND_ORIGINAL) {
         base = original;
-    } else if (base_mode == BASE_IMAGE) {
+    } else if (base_mode == BACKGROUND_IMAGE) {
         base = opaque(image + 3 * p);
-    } else if (base_mode == BASE_COLOR) {
+    } else if (base_mode == BACKGROUND_COLOR) {
         base.c[0] = base_b; base.c[1] = base_g; base.c[2] = base_r; base.a = 1.0f;
     } else {
         base.c[0] = 0.0f; base.c[1] = 0.0f; base.c[2] = 0.0f; base.a = 0.0f;
@@ -72,8 +60,8 @@ extern "C" __global__ void composite(
         int first = -1, second = -1;
         float d1 = 0.0f, d2 = 0.0f;
         for (int i = 0; i < count; ++i) {
-            const float* row = people + i * ROW;
-            if (row[8] < row[6]) continue;
+            const float* row = people + i * COL_COUNT;
+            if (row[COL_X1] < row[COL_X0]) continue;
             float d = box_distance(row, x, y);
             if (first < 0 || d < d1) {
                 second = first; d2 = d1; first = i; d1 = d;
@@ -82,10 +70,10 @@ extern "C" __global__ void composite(
             }
         }
         if (first >= 0) {
-            int k1 = (int)people[first * ROW + 5];
+            int k1 = (int)people[first * COL_COUNT + COL_BACKGROUND];
             background = k1 >= 0 ? opaque(own + ((long long)k1 * plane + p) * 3) : base;
             if (second >= 0) {
-                int k2 = (int)people[second * ROW + 5];
+                int k2 = (int)people[second * COL_COUNT + COL_BACKGROUND];
                 Sample other = k2 >= 0 ? opaque(own + ((long long)k2 * plane + p) * 3) : base;
                 float t = fminf(1.0f, fmaxf(0.0f, 0.5f + (d2 - d1) / (2.0f * feather)));
                 background = mix(background, other, t);
@@ -100,13 +88,14 @@ extern "C" __global__ void composite(
     for (int i = count - 1; i >= 0; --i) {
         float a = fminf(fmaxf(alphas[i * plane + p], 0.0f), remaining);
         remaining -= a;
-        const float* row = people + i * ROW;
-        int effect = (int)row[0];
+        const float* row = people + i * COL_COUNT;
+        int effect = (int)row[COL_EFFECT];
         Sample layer = original;
         if (effect == EFFECT_HIDE) {
             layer = background;
         } else if (effect == EFFECT_TINT) {
-            for (int c = 0; c < 3; ++c) layer.c[c] = (1.0f - row[4]) * original.c[c] + row[4] * row[1 + c];
+            float s = row[COL_STRENGTH];
+            for (int c = 0; c < 3; ++c) layer.c[c] = (1.0f - s) * original.c[c] + s * row[COL_TINT_B + c];
         } else if (effect == EFFECT_BLUR) {
             layer = opaque(privacy + 3 * p);
         } else if (effect == EFFECT_PIXELATE) {

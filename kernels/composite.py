@@ -1,4 +1,4 @@
-"""Layer composite with per-person effects (DESIGN section 5); composite.cu computes the same function.
+"""Layer composite with per-person effects; composite.cu computes the same function.
 
 Per output pixel:
 1. Scene background: the original frame, a solid colour, an image, the halo-free blur of the frame
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -52,8 +53,28 @@ class Background(IntEnum):
     BLUR = 4
 
 
-_BASE_IMAGE = 2
-_ROW = 10
+class Column(IntEnum):
+    """The columns of the packed per-person rows (PersonLayers.packed) that both kernels read: the CPU twin
+    indexes them by these names (numba freezes them as constants), composite.cu by the COL_ names below."""
+
+    EFFECT = 0
+    TINT_B = 1
+    TINT_G = 2
+    TINT_R = 3
+    STRENGTH = 4
+    BACKGROUND = 5
+    X0 = 6
+    Y0 = 7
+    X1 = 8
+    Y1 = 9
+
+
+TINT_COLUMNS = slice(Column.TINT_B, Column.TINT_R + 1)
+BOX_COLUMNS = slice(Column.X0, Column.Y1 + 1)
+
+# composite.cu's names for the codes and columns (EFFECT_BLUR, BACKGROUND_IMAGE, COL_X0, COL_COUNT, ...):
+# kernels/_cuda.py puts these #defines before the source, so each number is written only in the enums above.
+CUDA_DEFINES = _cuda.defines({"EFFECT": Effect, "BACKGROUND": Background, "COL": Column}, COL_COUNT=len(Column))
 
 
 @dataclass(frozen=True)
@@ -61,12 +82,13 @@ class Scene:
     """Frame-wide settings. color: B, G, R (0..255) of Background.COLOR; blur_radius: box radius of the
     background blur; privacy_radius: box radius of the blur behind Effect.BLUR and PIXELATE;
     pixel_block: pixelation block side; spotlight_dim: brightness kept by everything not spotlit;
-    region_feather: width in pixels of the cross-fade between own-background regions."""
+    region_feather: width in pixels of the cross-fade between own-background regions. The defaults are the
+    config's (livematte/config.py EffectsConfig; tests/test_defaults.py holds them equal)."""
 
     background: Background = Background.ORIGINAL
-    color: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    color: tuple[float, float, float] = (64.0, 177.0, 0.0)  # chroma green, #00b140
     blur_radius: int = 21
-    privacy_radius: int = 8
+    privacy_radius: int = 12
     pixel_block: int = 16
     spotlight_dim: float = 0.3
     region_feather: float = 32.0
@@ -110,11 +132,14 @@ class PersonLayers:
             raise ValueError(f"PersonLayers.effect holds unknown codes {unknown}: use kernels.Effect values")
 
     def packed(self, boxes: np.ndarray) -> np.ndarray:
-        """(N, 10) float32 rows [effect, B, G, R, strength, background, x0, y0, x1, y1] read by the kernels."""
-        return np.concatenate([np.asarray(self.effect, np.float32)[:, None], np.asarray(self.tint, np.float32),
-                               np.asarray(self.strength, np.float32)[:, None],
-                               np.asarray(self.background, np.float32)[:, None],
-                               np.asarray(boxes, np.float32).reshape(-1, 4)], axis=1)
+        """(N, len(Column)) float32 rows, one per person, in the Column layout the kernels read."""
+        rows = np.empty((len(self.effect), len(Column)), np.float32)
+        rows[:, Column.EFFECT] = self.effect
+        rows[:, TINT_COLUMNS] = self.tint
+        rows[:, Column.STRENGTH] = self.strength
+        rows[:, Column.BACKGROUND] = self.background
+        rows[:, BOX_COLUMNS] = np.asarray(boxes, np.float32).reshape(-1, 4)
+        return rows
 
 
 def person_boxes(alphas, threshold: float = 0.5) -> np.ndarray:
@@ -151,8 +176,8 @@ def _nearest_two(people, present, xs, y, feather, j1, j2, t):
     j1[:] = -1
     j2[:] = -1
     for i in present:
-        x0, x1 = float(people[i, 6]), float(people[i, 8])
-        dy = max(people[i, 7] - y, y - people[i, 9], 0.0)
+        x0, x1 = float(people[i, Column.X0]), float(people[i, Column.X1])
+        dy = max(people[i, Column.Y0] - y, y - people[i, Column.Y1], 0.0)
         dyy = dy * dy
         for x in range(w):
             dx = max(x0 - xs[x], xs[x] - x1, 0.0)
@@ -245,34 +270,50 @@ def _region_background(bg, people, own_index, own, y, feather, present):
         s = e
 
 
+class _SceneScalars(NamedTuple):
+    """The scalars of one composite as the CPU twin takes them, named where they are built: numba accepts a
+    keyword-only `*` in a jitted signature but does not enforce it. base_mode: the Background the kernel
+    draws (BLUR arrives as IMAGE, its image the blurred frame); color: (3,) float64 B, G, R of COLOR;
+    spotlight: whether anyone is spotlit; dim: Scene.spotlight_dim; regions: whether anyone has an own
+    background; feather: Scene.region_feather; block: Scene.pixel_block."""
+
+    base_mode: int
+    color: np.ndarray
+    spotlight: bool
+    dim: float
+    regions: bool
+    feather: float
+    block: int
+
+
 @njit(parallel=True, cache=True, nogil=True)
-def _composite_cpu(frame, alphas, people, image, own, privacy, out, base_mode, base_color, spotlight, dim,
-                   regions, feather, block):
+def _composite_cpu(frame, alphas, people, image, own, privacy, out, scalars):
     """Row by row, person by person (over the span where the person's alpha is non-zero, which is exact:
     a zero alpha adds nothing), so the inner loops over x carry no per-pixel branching on the effect."""
+    base_mode, base_color, block, feather = scalars.base_mode, scalars.color, scalars.block, scalars.feather
     count, h, w = alphas.shape
     channels = out.shape[2]
-    others = dim if spotlight else 1.0
+    others = scalars.dim if scalars.spotlight else 1.0
     effects = np.empty(count, np.int64)
     own_index = np.empty(count, np.int64)
     for i in range(count):
-        effects[i] = int(people[i, 0])
-        own_index[i] = int(people[i, 5])
+        effects[i] = int(people[i, Column.EFFECT])
+        own_index[i] = int(people[i, Column.BACKGROUND])
     pixel_x = np.empty(w, np.int64)
     for x in range(w):
         pixel_x[x] = min(w - 1, (x // block) * block + block // 2)
-    present = np.array([i for i in range(count) if not people[i, 8] < people[i, 6]], np.int64)
+    present = np.array([i for i in range(count) if not people[i, Column.X1] < people[i, Column.X0]], np.int64)
     for y in prange(h):
         source = frame[y]
         bg = np.empty((4, w))
-        if base_mode == 0 or base_mode == 2:
-            base = source if base_mode == 0 else image[y]
+        if base_mode == Background.ORIGINAL or base_mode == Background.IMAGE:
+            base = source if base_mode == Background.ORIGINAL else image[y]
             for x in range(w):
                 bg[0, x] = base[x, 0]
                 bg[1, x] = base[x, 1]
                 bg[2, x] = base[x, 2]
                 bg[3, x] = 1.0
-        elif base_mode == 1:
+        elif base_mode == Background.COLOR:
             for x in range(w):
                 bg[0, x] = base_color[0]
                 bg[1, x] = base_color[1]
@@ -280,7 +321,7 @@ def _composite_cpu(frame, alphas, people, image, own, privacy, out, base_mode, b
                 bg[3, x] = 1.0
         else:
             bg[:, :] = 0.0
-        if regions:
+        if scalars.regions:
             _region_background(bg, people, own_index, own, y, feather, present)
         remaining = np.ones(w)
         acc = np.zeros((4, w))
@@ -295,8 +336,8 @@ def _composite_cpu(frame, alphas, people, image, own, privacy, out, base_mode, b
             while not row[hi - 1] > 0.0:
                 hi -= 1
             effect = effects[i]
-            mult = 1.0 if effect == 5 else others
-            if effect == 1:
+            mult = 1.0 if effect == Effect.SPOTLIGHT else others
+            if effect == Effect.HIDE:
                 for x in range(lo, hi):
                     a = min(max(float(row[x]), 0.0), remaining[x])
                     remaining[x] -= a
@@ -305,9 +346,9 @@ def _composite_cpu(frame, alphas, people, image, own, privacy, out, base_mode, b
                     acc[1, x] += m * bg[1, x]
                     acc[2, x] += m * bg[2, x]
                     acc[3, x] += a * bg[3, x]
-            elif effect == 2:
-                s = people[i, 4]
-                t0, t1, t2 = s * people[i, 1], s * people[i, 2], s * people[i, 3]
+            elif effect == Effect.TINT:
+                s = people[i, Column.STRENGTH]
+                t0, t1, t2 = s * people[i, Column.TINT_B], s * people[i, Column.TINT_G], s * people[i, Column.TINT_R]
                 for x in range(lo, hi):
                     a = min(max(float(row[x]), 0.0), remaining[x])
                     remaining[x] -= a
@@ -317,10 +358,10 @@ def _composite_cpu(frame, alphas, people, image, own, privacy, out, base_mode, b
                     acc[2, x] += m * ((1.0 - s) * source[x, 2] + t2)
                     acc[3, x] += a
             else:
-                if effect == 3:
+                if effect == Effect.BLUR:
                     layer = privacy[y]
                     columns = np.arange(w)
-                elif effect == 4:
+                elif effect == Effect.PIXELATE:
                     layer = privacy[min(h - 1, (y // block) * block + block // 2)]
                     columns = pixel_x
                 else:
@@ -354,7 +395,7 @@ def _composite_cpu(frame, alphas, people, image, own, privacy, out, base_mode, b
                 target[x, 3] = _round_byte(ca * 255.0)
 
 
-def composite(frame, alphas, layers: PersonLayers, scene: Scene, image=None, own_images=None, boxes=None,
+def composite(frame, alphas, layers: PersonLayers, scene: Scene, *, image=None, own_images=None, boxes=None,
               out=None):
     """Build the output frame from the background and the person layers (see the module docstring).
 
@@ -369,14 +410,15 @@ def composite(frame, alphas, layers: PersonLayers, scene: Scene, image=None, own
     people = checked(native(alphas), "alphas", np.float32, (None, h, w), gpu)
     count = people.shape[0]
     if len(layers.effect) != count:
-        raise ValueError(f"layers describe {len(layers.effect)} people but alphas hold {count}: pass one entry per person")
+        raise ValueError(f"layers describe {len(layers.effect)} people but alphas hold {count}: "
+                         "pass one entry per person")
     channels = 4 if scene.background is Background.TRANSPARENT else 3
     result = (xp.empty((h, w, channels), np.uint8) if out is None
               else checked(native(out), "out", np.uint8, (h, w, channels), gpu, writable=True))
 
     base_mode = int(scene.background)
     if scene.background is Background.BLUR:
-        image, base_mode = background_blur(src, people, scene.blur_radius), _BASE_IMAGE
+        image, base_mode = background_blur(src, people, scene.blur_radius), int(Background.IMAGE)
     elif scene.background is Background.IMAGE:
         if image is None:
             raise ValueError("Background.IMAGE needs image=(H, W, 3) uint8")
@@ -406,9 +448,11 @@ def composite(frame, alphas, layers: PersonLayers, scene: Scene, image=None, own
             np.float32(scene.spotlight_dim), np.int32(regions), np.float32(scene.region_feather),
             np.int32(scene.pixel_block)))
     else:
-        _composite_cpu(src, people, packed, image, own, privacy, result, base_mode,
-                       np.asarray(scene.color, np.float64), spotlight, scene.spotlight_dim, regions,
-                       scene.region_feather, scene.pixel_block)
+        scalars = _SceneScalars(base_mode=base_mode, color=np.asarray(scene.color, np.float64), spotlight=spotlight,
+                                dim=scene.spotlight_dim, regions=regions, feather=scene.region_feather,
+                                block=scene.pixel_block)
+        _composite_cpu(frame=src, alphas=people, people=packed, image=image, own=own, privacy=privacy, out=result,
+                       scalars=scalars)
     return out if out is not None else restore(result, kind)
 
 
@@ -444,7 +488,8 @@ def isolated_layer(frame, alpha, out=None):
     h, w, _ = src.shape
     matte = checked(native(alpha), "alpha", np.float32, (h, w), gpu)
     xp = xp_of(src)
-    result = xp.empty((h, w, 4), np.uint8) if out is None else checked(native(out), "out", np.uint8, (h, w, 4), gpu, True)
+    result = (xp.empty((h, w, 4), np.uint8) if out is None
+              else checked(native(out), "out", np.uint8, (h, w, 4), gpu, True))
     result[..., :3] = src
     result[..., 3] = xp.floor(xp.clip(matte, 0.0, 1.0) * 255.0 + 0.5)
     return out if out is not None else restore(result, kind)

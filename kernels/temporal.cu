@@ -1,6 +1,6 @@
-// Temporal fusion of per-track mattes (DESIGN section 4); the CPU twin is kernels/temporal.py.
+// Temporal fusion of per-track mattes; the CPU twin is kernels/temporal.py.
 // The change test is per channel in integers, max over B, G, R of |I_t - I_prev| > tau, so CPU and GPU
-// agree exactly. It refines DESIGN section 4's luma test on purpose: luma alone misses isoluminant motion.
+// agree exactly. It refines the original design's luma test on purpose: luma alone misses isoluminant motion.
 // Motion compensation (see temporal.py): track i reads its previous state and the previous frame of its
 // change test at p - shift_i, so a person who translates is static after compensation.
 

@@ -1,4 +1,4 @@
-"""Temporal fusion of per-track mattes (DESIGN section 4): cell change map, guarded causal rule and
+"""Temporal fusion of per-track mattes: cell change map, guarded causal rule and
 the one-frame-delay exact rule. temporal.cu holds the CUDA kernels; the twins below compute the same.
 
 The API works on explicit state arrays so that a stateful wrapper (livematte/temporal.py) stays thin:
@@ -8,7 +8,7 @@ float32 (the previous fused matte, which each call overwrites with the new fused
 changed cells.
 
 The change test is colour-aware: a pixel changed when max over B, G, R of |I_t - I_prev| > tau_y. This
-deliberately refines DESIGN section 4's luma test |Y_t - Y_prev| > tau_y: luma alone is blind to
+deliberately refines the original design's luma test |Y_t - Y_prev| > tau_y: luma alone is blind to
 isoluminant motion (a figure whose clothes have the background's luma walks and the map says "static",
 so the fusion holds stale mattes). The per-channel maximum is never below the luma change (luma is a
 convex mix of the channels), so everything the luma test flagged is still flagged.
@@ -45,8 +45,8 @@ SATURATE_HIGH = np.float32(254.0 / 255.0)
 @dataclass(frozen=True)
 class FusionParams:
     """tau_y: largest per-channel change max(|dB|, |dG|, |dR|) (grey levels) still called static (a pixel
-    changed when it is exceeded; a colour-aware refinement of DESIGN section 4's luma test); cell: side s
-    of the change cells, 1 (per pixel) by default rather than DESIGN's 8: with 8 x 8 cells and their
+    changed when it is exceeded; a colour-aware refinement of the original design's luma test); cell: side s
+    of the change cells, 1 (per pixel) by default rather than the original design's 8: with 8 x 8 cells and their
     3 x 3 dilation every pixel within 24 px of a moving edge counted as changed, so the noise along the
     edges of people who move passed straight through (bench/quality.py measures it); rho: fraction of
     changed cells above which the frame is a scene cut; eps: largest |prediction - previous| still
@@ -106,6 +106,35 @@ class Motion(NamedTuple):
     blind: Any
     cells: Any
     windows: np.ndarray | None
+
+
+class _State(NamedTuple):
+    """matte, age and pend, (N, H, W) each, as the numba twins take the fusion state: by name, since age
+    and pend share a type and a shape and would be swapped silently as positional parameters."""
+
+    matte: Any
+    age: Any
+    pend: Any
+
+
+class _Rule(NamedTuple):
+    """The scalars of a fusion rule as the numba twins take them, named where _rule builds them: numba
+    accepts a keyword-only `*` in a jitted signature but does not enforce it. cell: s; reset: every track
+    takes its prediction (a reset or a scene cut); eps, max_age, blend: FusionParams's (the exact rule
+    reads cell, reset and eps); per_track: the causal twin's cell maps are one per track (else the first
+    serves every track)."""
+
+    cell: int
+    reset: bool
+    eps: np.float32
+    max_age: int
+    blend: np.float32
+    per_track: bool
+
+
+def _rule(params: FusionParams, reset: bool, per_track: bool = False) -> _Rule:
+    return _Rule(cell=params.cell, reset=bool(reset), eps=np.float32(params.eps), max_age=params.max_age,
+                 blend=np.float32(params.blend), per_track=per_track)
 
 
 @njit(cache=True)
@@ -174,8 +203,9 @@ def _still_row(cells, y, s, x0, x1, out):
 
 
 @njit(cache=True)
-def _clamp(out, low, high):
-    return np.float32(0.0) if out <= low else (np.float32(1.0) if out >= high else out)
+def _clamp(out):
+    """Snap to 0 or 1 within SATURATE_LOW / SATURATE_HIGH of them."""
+    return np.float32(0.0) if out <= SATURATE_LOW else (np.float32(1.0) if out >= SATURATE_HIGH else out)
 
 
 @njit(cache=True)
@@ -187,12 +217,16 @@ def _window_row(windows, i, y, first, last):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _fuse_causal_cpu(alpha, matte, age, pend, prev_matte, prev_age, prev_pend, origins, new_track, shifts, blind,
-                     cells, per_track, s, reset, eps, max_age, blend, low, high, windows, first, last):
-    """Inside each track's window; track i reads its previous state at (y - dy_i, x - dx_i) from prev_*,
-    a window of it whose top-left lies at origins[i] (0 outside; the state arrays themselves when every
-    shift is 0), and its cell map cells[i] (cells[0] for all when per_track is 0); first/last receive
-    the x bounds of every row's non-zero state."""
+def _fuse_causal_cpu(alpha, new_track, state, previous, origins, motion, rule, first, last):
+    """Inside each track's window (motion.windows); track i reads its previous state at (y - dy_i, x - dx_i)
+    from previous, a window of it whose top-left lies at origins[i] (0 outside; state itself when every
+    shift is 0), and its cell map motion.cells[i] (motion.cells[0] for all unless rule.per_track);
+    first/last receive the x bounds of every row's non-zero state."""
+    matte, age, pend = state.matte, state.age, state.pend
+    prev_matte, prev_age, prev_pend = previous.matte, previous.age, previous.pend
+    shifts, blind, cells, windows = motion.shifts, motion.blind, motion.cells, motion.windows
+    s, reset, eps, per_track = rule.cell, rule.reset, rule.eps, rule.per_track
+    max_age, blend = rule.max_age, rule.blend
     tracks, h, w = alpha.shape
     prev_h, prev_w = prev_matte.shape[1], prev_matte.shape[2]
     for y in prange(h):
@@ -220,7 +254,7 @@ def _fuse_causal_cpu(alpha, matte, age, pend, prev_matte, prev_age, prev_pend, o
                 agree = abs(a - q) <= eps
                 hold = static and agree and held < max_age
                 wait = static and not agree and waited == 0
-                out = _clamp(q + blend * (a - q) if hold else (q if wait else a), low, high)
+                out = _clamp(q + blend * (a - q) if hold else (q if wait else a))
                 m_row[x] = out
                 age_row[x] = held + 1 if hold else (held if wait else 0)
                 pend_row[x] = 1 if wait else 0
@@ -230,8 +264,8 @@ def _fuse_causal_cpu(alpha, matte, age, pend, prev_matte, prev_age, prev_pend, o
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _fuse_exact_cpu(alpha, alpha_next, matte, new_track, has_next, cells_fwd, cells_bwd, s, reset, eps, low, high,
-                    windows, first, last):
+def _fuse_exact_cpu(alpha, alpha_next, matte, new_track, has_next, cells_fwd, cells_bwd, rule, windows, first, last):
+    s, reset, eps = rule.cell, rule.reset, rule.eps
     tracks, h, w = alpha.shape
     for y in prange(h):
         still = np.empty(w, np.uint8)
@@ -245,7 +279,7 @@ def _fuse_exact_cpu(alpha, alpha_next, matte, new_track, has_next, cells_fwd, ce
             for x in range(x0, x1):
                 q = m_row[x]
                 keep = live and still[x] != 0 and still_bwd[x] != 0 and abs(n_row[x] - q) <= eps
-                out = _clamp(q if keep else a_row[x], low, high)
+                out = _clamp(q if keep else a_row[x])
                 m_row[x] = out
                 if out != 0:
                     first[i, y] = min(first[i, y], x)
@@ -264,7 +298,7 @@ def frame_changes(frame, prev_frame, params: FusionParams, cells=None, count=Non
 
     A pixel changed when max over B, G, R of |frame - prev_frame| > tau_y (integers, the same on CPU
     and GPU); a cell changed when any of its pixels did. Per channel rather than on luma (a deliberate
-    refinement of DESIGN section 4) because luma alone misses isoluminant motion, e.g. grey clothes in
+    refinement of a luma test) because luma alone misses isoluminant motion, e.g. grey clothes in
     front of a wall of the same luma.
 
     frame: (H, W, 3) uint8 BGR; prev_frame: (H, W, 3) uint8 state, the previous frame (its content is
@@ -276,7 +310,8 @@ def frame_changes(frame, prev_frame, params: FusionParams, cells=None, count=Non
     prev = checked(native(prev_frame), "prev_frame", np.uint8, (h, w, 3), gpu, writable=True)
     shape = params.cells_shape(h, w)
     xp = xp_of(src)
-    cells_a = xp.empty(shape, np.uint8) if cells is None else checked(native(cells), "cells", np.uint8, shape, gpu, True)
+    cells_a = (xp.empty(shape, np.uint8) if cells is None
+               else checked(native(cells), "cells", np.uint8, shape, gpu, True))
     count_a = xp.empty(1, np.int32) if count is None else checked(native(count), "count", np.int32, (1,), gpu, True)
     if gpu:
         count_a.fill(0)
@@ -356,21 +391,22 @@ def track_motion(alpha, matte, last_shifts, frame, prev_frame, params: FusionPar
             np.int32(cells_h), np.int32(cells_w), np.float32(params.tau_y)))
     else:
         windows = union(union(predicted, held), shifted(held, shifts, h, w))
-        _track_changes_cpu(src, prev, shifts, windows, cells, params.cell, np.float32(params.tau_y))
+        _track_changes_cpu(frame=src, prev_frame=prev, shifts=shifts, windows=windows, cells=cells, s=params.cell,
+                           tau=np.float32(params.tau_y))
     return Motion(restore(shifts, kind), restore(blind, kind), restore(cells, kind), windows)
 
 
-def _snapshot(states, extents):
+def _snapshot(states: _State, extents) -> tuple[_State, Any]:
     """Copies of the state arrays for shifted reads while the kernel overwrites them, and each track's
     origin (the top-left corner of its copy in the frame). With extents only each track's extent is
     copied (the state is 0 elsewhere), into one (N, tallest, widest) array per state: whole-frame
     copies allocated every frame cost as much as the fusion itself."""
-    xp = xp_of(states[0])
-    tracks = states[0].shape[0]
+    xp = xp_of(states.matte)
+    tracks = states.matte.shape[0]
     if extents is None:
-        return tuple(state.copy() for state in states), xp.zeros((tracks, 2), np.int32)
+        return _State(*(state.copy() for state in states)), xp.zeros((tracks, 2), np.int32)
     tallest, widest = np.maximum((extents[:, 1::2] - extents[:, ::2]).max(axis=0, initial=0), 1)
-    copies = tuple(xp.zeros((tracks, tallest, widest), state.dtype) for state in states)
+    copies = _State(*(xp.zeros((tracks, tallest, widest), state.dtype) for state in states))
     for i, (y0, y1, x0, x1) in enumerate(extents):
         for copy, state in zip(copies, states):
             copy[i, :y1 - y0, :x1 - x0] = state[i, y0:y1, x0:x1]
@@ -383,7 +419,7 @@ def _scene_cut(count, cut_cells, reset, xp):
 
 def fuse_causal(alpha, matte, age, pend, new_track, cells, count, params: FusionParams, reset: bool = False,
                 extents: np.ndarray | None = None, motion: Motion | None = None) -> Fused:
-    """Guarded causal rule for one frame (DESIGN section 4), updating matte, age and pend in place.
+    """Guarded causal rule for one frame, updating matte, age and pend in place.
 
     alpha: (N, H, W) float32 predictions in track order; new_track: (N,) uint8, 1 for a track with no
     valid state; cells/count: this frame's frame_changes; reset: force a reset of every track (first
@@ -411,15 +447,16 @@ def fuse_causal(alpha, matte, age, pend, new_track, cells, count, params: Fusion
     cut = params.cut_cells(h, w)
     eps = np.float32(params.eps)
     xp = xp_of(a)
+    state = _State(m, ag, pd)
     if motion is None:  # every track reads its own pixel (in place) and shares the frame's change map
         shifts, blind = xp.zeros((tracks, 2), np.int32), xp.zeros(tracks, np.uint8)
-        changes, previous, origins = cells_a[None], (m, ag, pd), xp.zeros((tracks, 2), np.int32)
+        changes, previous, origins = cells_a[None], state, xp.zeros((tracks, 2), np.int32)
         windows = None if gpu else _windows(a, extents)
     else:
         shifts = checked(native(motion.shifts), "motion.shifts", np.int32, (tracks, 2), gpu)
         blind = checked(native(motion.blind), "motion.blind", np.uint8, (tracks,), gpu)
         changes = checked(native(motion.cells), "motion.cells", np.uint8, (tracks, *cells_a.shape), gpu)
-        previous, origins = _snapshot((m, ag, pd), extents)
+        previous, origins = _snapshot(state, extents)
         windows = motion.windows
     per_track = motion is not None
     if gpu:
@@ -431,9 +468,9 @@ def fuse_causal(alpha, matte, age, pend, new_track, cells, count, params: Fusion
             SATURATE_LOW, SATURATE_HIGH))
     else:
         first, last = np.empty((2, tracks, h), np.int64)
-        _fuse_causal_cpu(a, m, ag, pd, *previous, origins, new, shifts, blind, changes, per_track, params.cell,
-                         bool(reset or count_a[0] > cut), eps, params.max_age, np.float32(params.blend), SATURATE_LOW,
-                         SATURATE_HIGH, windows, first, last)
+        _fuse_causal_cpu(alpha=a, new_track=new, state=state, previous=previous, origins=origins,
+                         motion=Motion(shifts, blind, changes, windows),
+                         rule=_rule(params, reset or count_a[0] > cut, per_track), first=first, last=last)
         if extents is not None:
             extents[:] = bounds_from_rows(first, last)
     flag = _scene_cut(count_a, cut, reset, xp)
@@ -472,8 +509,9 @@ def fuse_exact(alpha, alpha_next, matte, new_track, has_next, cells_fwd, count_f
             SATURATE_LOW, SATURATE_HIGH))
     else:
         first, last = np.empty((2, tracks, h), np.int64)
-        _fuse_exact_cpu(a, nxt, m, new, has, fwd, bwd, params.cell, bool(reset or n_fwd[0] > cut or n_bwd[0] > cut),
-                        eps, SATURATE_LOW, SATURATE_HIGH, _windows(a, extents), first, last)
+        _fuse_exact_cpu(alpha=a, alpha_next=nxt, matte=m, new_track=new, has_next=has, cells_fwd=fwd, cells_bwd=bwd,
+                        rule=_rule(params, reset or n_fwd[0] > cut or n_bwd[0] > cut),
+                        windows=_windows(a, extents), first=first, last=last)
         if extents is not None:
             extents[:] = bounds_from_rows(first, last)
     flag = _scene_cut(n_fwd, cut, reset, xp_of(a))

@@ -15,14 +15,11 @@ from rich.markup import escape
 from livematte.cli_args import add_config_args, size
 from livematte.compositor import CompositorError
 from livematte.config import ConfigError, load_config
-from livematte.engine.choose import EngineError
-from livematte.eval.cli import add_eval_parser
+from livematte.engine.base import EngineError
 from livematte.mediapipe.cli import add_models_parser
-from livematte.export.cli import add_export_parser
-from livematte.model.weights_cli import add_weights_parser
+from livematte.memory import tune_process
 from livematte.sinks import SinkError
 from livematte.sources import SourceError
-from livematte.train.cli import add_train_parser
 from livematte.webrtc.cli import add_serve_parser
 
 console = Console(stderr=True)
@@ -35,8 +32,9 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(cfg.run.log_level.upper())
     report = run(cfg, show_progress=console.is_terminal)
     stages = ", ".join(f"{name} {ms:.1f}" for name, ms in report.stage_ms.items())
-    summary = (f"{report.frames} frames in {report.seconds:.1f} s ({report.steady_fps:.1f} fps once running, first frame "
-               f"after {report.first_frame_s:.1f} s), {report.dropped} dropped ({report.dropped_running} once running), "
+    summary = (f"{report.frames} frames in {report.seconds:.1f} s ({report.steady_fps:.1f} fps once running, "
+               f"first frame after {report.first_frame_s:.1f} s), {report.dropped} dropped "
+               f"({report.dropped_running} once running), "
                f"{report.skip_rate:.0%} inference skipped; median ms per frame: {stages}; "
                f"capture-to-output latency {report.latency_ms:.0f} ms")
     if report.cards:
@@ -70,6 +68,13 @@ def _show_config(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The commands that load torch are imported here, after main() tuned the process: libgomp reads how its
+    threads wait when torch loads it (livematte/memory.py)."""
+    from livematte.eval.cli import add_eval_parser
+    from livematte.export.cli import add_export_parser
+    from livematte.model.weights_cli import add_weights_parser
+    from livematte.train.cli import add_train_parser
+
     parser = argparse.ArgumentParser(prog="livematte", description="Real-time per-person video matting.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the live pipeline (the main job)")
@@ -98,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_process()
     logging.basicConfig(level="INFO", format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
     args = build_parser().parse_args(argv)
     try:

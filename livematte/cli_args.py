@@ -8,7 +8,8 @@ from pathlib import Path
 from livematte.config import DEFAULT_CONFIG
 
 
-def add_config_args(parser: argparse.ArgumentParser, default: Path = DEFAULT_CONFIG, example: str = "source.people=6") -> None:
+def add_config_args(parser: argparse.ArgumentParser, default: Path = DEFAULT_CONFIG,
+                    example: str = "source.people=6") -> None:
     parser.add_argument("--config", metavar="FILE", default=default,
                         help=f"YAML preset (default: configs/{default.name})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

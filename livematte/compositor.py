@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from kernels import Background, PersonLayers, Scene, composite, feather, isolated_layer, person_boxes
-from kernels._arrays import native, restore, kind_of, xp_of
+from kernels._arrays import kind_of, native, restore, xp_of
 from livematte.config import BackgroundConfig, EffectsConfig, bgr
 from livematte.effects import EFFECT_CODES, EffectAssignments, select
 
@@ -29,6 +29,14 @@ BACKGROUND_KINDS = {
     "video": Background.IMAGE,
     "transparent": Background.TRANSPARENT,
 }
+
+
+def scene_for(cfg: EffectsConfig) -> Scene:
+    """The compositing kernels' frame-wide settings from `effects:` (kernels/ cannot read the config)."""
+    background = cfg.background
+    return Scene(background=BACKGROUND_KINDS[background.kind], color=tuple(map(float, bgr(background.color))),
+                 blur_radius=background.blur_radius, privacy_radius=cfg.privacy_radius, pixel_block=cfg.pixel_block,
+                 spotlight_dim=cfg.spotlight_dim, region_feather=cfg.region_feather)
 
 
 class CompositorError(ValueError):
@@ -92,10 +100,7 @@ class Compositor:
         self.cfg = cfg
         self.effects = EffectAssignments(cfg)
         background = cfg.background
-        self.scene = Scene(background=BACKGROUND_KINDS[background.kind], color=tuple(map(float, bgr(background.color))),
-                           blur_radius=background.blur_radius, privacy_radius=cfg.privacy_radius,
-                           pixel_block=cfg.pixel_block, spotlight_dim=cfg.spotlight_dim,
-                           region_feather=cfg.region_feather)
+        self.scene = scene_for(cfg)
         self._video = LoopingVideo(background.path) if background.kind == "video" else None
         if background.kind == "image":
             _read_image(background.path)  # fail now, not on the first frame
@@ -126,13 +131,15 @@ class Compositor:
             effect=np.array([int(EFFECT_CODES[s.effect]) for s in specs], np.int32),
             tint=np.array([bgr(s.tint) for s in specs], np.float32).reshape(-1, 3),
             strength=np.array([s.strength for s in specs], np.float32),
-            background=np.array([own_paths.index(s.background) if s.background is not None else -1 for s in specs], np.int32),
+            background=np.array([own_paths.index(s.background) if s.background is not None else -1 for s in specs],
+                                np.int32),
         )
         own_images = None if not own_paths else self._still(
             xp, ("own", *own_paths, width, height), lambda: np.stack([_fitted(p, width, height) for p in own_paths]))
         out = composite(src, ordered, layers, self.scene, image=self._background_image(xp, width, height),
                         own_images=own_images, boxes=boxes[order] if ids else None)
-        isolated = {ids[i]: restore(isolated_layer(src, alphas[i]), kind) for i in range(len(ids)) if ids[i] in self.cfg.isolate}
+        isolated = {ids[i]: restore(isolated_layer(src, alphas[i]), kind)
+                    for i in range(len(ids)) if ids[i] in self.cfg.isolate}
         self._last = (alphas, ids)
         return Composite(restore(out, kind), isolated, [ids[i] for i in order])
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -35,6 +34,21 @@ def _yaml(text: str) -> Any:
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message says where and what to change."""
+
+
+def preset_path(name: str) -> Path:
+    """A preset livematte ships (configs/<name>), found through the installed package `configs`, so a plain
+    `pip install .` has its presets as much as a source checkout. It must be a file on disk, not only a
+    resource: a preset names its inputs (backgrounds/studio.png) relative to its own folder (_anchor_inputs).
+    importlib.resources.files() gives that Path for a regular package installed as files (a wheel, an
+    editable install, the source tree); presets inside a zip are not supported."""
+    folder = files("configs")
+    if not isinstance(folder, Path):
+        raise ConfigError(f"livematte's presets are not files on disk ({folder}); install livematte unzipped")
+    return folder / name
+
+
+DEFAULT_CONFIG = preset_path("default.yaml")
 
 
 class Strict(BaseModel):
@@ -250,7 +264,8 @@ class E2EHIMConfig(Strict):
 
     weights: str = Field("e2ehim-swin-tiny", description="installed weights name, or a .safetensors path")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    input_size: tuple[int, int] | None = Field(None, description="(height, width), multiples of 32; null = follow the source aspect")
+    input_size: tuple[int, int] | None = Field(
+        None, description="(height, width), multiples of 32; null = follow the source aspect")
     fp16: bool = True
     cuda_graphs: bool = Field(False, description="on CUDA, replay the forward as a CUDA graph (fixed shapes)")
 
@@ -270,7 +285,8 @@ class TensorRTConfig(Strict):
     (minutes, cached; `livematte export tensorrt` builds it ahead of time). Needs a CUDA GPU."""
 
     precision: Literal["fp16", "fp32"] = "fp16"
-    input_size: tuple[int, int] | None = Field(None, description="(height, width), multiples of 32; null = follow the source aspect")
+    input_size: tuple[int, int] | None = Field(
+        None, description="(height, width), multiples of 32; null = follow the source aspect")
     max_batch: int = Field(4, ge=1, le=64, description="largest batch the engine accepts")
 
 
@@ -286,7 +302,8 @@ class EngineConfig(Strict):
     onnxruntime: OnnxRuntimeConfig = Field(default_factory=OnnxRuntimeConfig)
     tensorrt: TensorRTConfig = Field(default_factory=TensorRTConfig)
     every: int = Field(1, ge=1, description="the longest run of frames between two inferences (1 = every frame)")
-    min_change: float | None = Field(None, ge=0, description="also infer when the image changed this much (grey levels)")
+    min_change: float | None = Field(None, ge=0,
+                                     description="also infer when the image changed this much (grey levels)")
 
 
 class TrackingConfig(Strict):
@@ -298,7 +315,7 @@ class TrackingConfig(Strict):
 
 
 class TemporalConfig(Strict):
-    """Causal fusion (DESIGN section 4); exact adds one frame of latency for MaGGIe's two-sided rule."""
+    """Causal fusion (livematte/temporal.py); exact adds one frame of latency for MaGGIe's two-sided rule."""
 
     mode: Literal["off", "causal", "exact"] = "causal"
     tau_y: float = Field(12.0, ge=0, description="grey-level change that marks the image as changed")
@@ -327,10 +344,11 @@ class ServeConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     max_peers: int = Field(4, ge=1, le=64, description="browsers served at once; more are refused with a message")
-    upload_limit_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="largest background upload")
+    upload_limit_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024,
+                                    description="largest background upload")
     stats_interval_s: float = Field(1.0, gt=0, le=60, description="how often each page gets live stats")
-    ice_servers: list[str] = Field(default_factory=list,
-                                   description="STUN/TURN URLs; empty = direct host candidates only (same machine or LAN)")
+    ice_servers: list[str] = Field(
+        default_factory=list, description="STUN/TURN URLs; empty = direct host candidates only (same machine or LAN)")
 
 
 class Footage(Enum):
@@ -396,7 +414,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}; pass an existing file to --config") from None
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}; "
+                          "pass an existing file to --config") from None
     try:
         data = _yaml(text)
     except yaml.YAMLError as exc:
@@ -407,7 +426,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections (source, sinks, run), got {type(data).__name__}")
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (source, sinks, run), "
+                          f"got {type(data).__name__}")
     return data
 
 
@@ -466,7 +486,8 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         last = i == len(parts) - 1
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i]) or 'the list'} has {len(node)} entries; use an index 0..{len(node) - 1}")
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i]) or 'the list'} has {len(node)} entries; "
+                                  f"use an index 0..{len(node) - 1}")
             if last:
                 node[int(part)] = value
             else:

@@ -6,7 +6,7 @@ network. Threading and frame handover are the caller's business (pipelines/live.
 server); this class only keeps the order of the stages and their timings.
 
 With a network engine the frame goes to the engine's device once, and inference, tracking, fusion and
-compositing all read that copy; the output comes back to the host once (DESIGN section 2). On the
+compositing all read that copy; the output comes back to the host once. On the
 CPU the "upload" is a zero-copy torch view of the same memory.
 """
 
@@ -19,16 +19,14 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from kernels import FusionParams
 from kernels._arrays import host, kind_of, native, restore
 from livematte.compositor import Compositor
 from livematte.config import Config, EffectsConfig, Footage
-from livematte.engine.base import Engine, Instances
-from livematte.engine.choose import EngineError
+from livematte.engine.base import Engine, EngineError, Instances
 from livematte.frame import Frame
 from livematte.skipping import InferenceSkipper
 from livematte.stabilize import People, Stabilizer, numbered_left_to_right
-from livematte.temporal import TemporalFuser
+from livematte.temporal import TemporalFuser, fusion_params
 from livematte.tracking import Tracker
 
 STAGES = ("engine", "stabilize", "composite")
@@ -58,18 +56,14 @@ class Processed:
 class FrameProcessor:
     def __init__(self, cfg: Config, engine: Engine):
         self.cfg, self.engine = cfg, engine
-        t, f = cfg.tracking, cfg.temporal
-        self.stabilizer = Stabilizer(
-            Tracker(enter_threshold=t.enter_threshold, exit_threshold=t.exit_threshold, confirm_frames=t.confirm_frames,
-                    max_missing=t.max_missing, max_people=t.max_people),
-            TemporalFuser(f.mode, FusionParams(tau_y=f.tau_y, cell=f.cell, rho=f.rho, eps=f.eps, max_age=f.max_age,
-                                               motion=f.motion, max_shift=f.max_shift)),
-            hold_frames=f.hold_frames)
+        self.stabilizer = Stabilizer(Tracker.from_config(cfg.tracking),
+                                     TemporalFuser(cfg.temporal.mode, fusion_params(cfg.temporal)),
+                                     hold_frames=cfg.temporal.hold_frames)
         self.compositor = Compositor(cfg.effects)
         self.skipper = InferenceSkipper(cfg.engine.every, cfg.engine.min_change)
         self.times: dict[str, deque[float]] = {stage: deque(maxlen=STATS_WINDOW) for stage in STAGES}
         self._despill = self._despill_for(cfg.effects)
-        self._device = getattr(engine, "device", None)  # a torch.device for network engines
+        self._device = engine.device
         self._photos = cfg.footage is Footage.PHOTOS  # each frame a picture of its own: nothing tracked or fused
         self._last: Instances | None = None
         self._waiting: tuple[Frame, Any] | None = None  # exact fusion: the frame whose people arrive with the next one
@@ -92,7 +86,8 @@ class FrameProcessor:
             people = numbered_left_to_right(last.mattes, last.probs, self.cfg.tracking.enter_threshold)
             return Tracked(frame, people, pixels)
         people = self._timed("stabilize", lambda: self.stabilizer.update(pixels, last.mattes, last.probs))
-        shown, self._waiting = ((frame, pixels), None) if self.stabilizer.delay == 0 else (self._waiting, (frame, pixels))
+        shown, self._waiting = (((frame, pixels), None) if self.stabilizer.delay == 0
+                                else (self._waiting, (frame, pixels)))
         return None if people is None else Tracked(shown[0], _owned(people) if owned else people, shown[1])
 
     def flush(self) -> Tracked | None:
@@ -123,7 +118,7 @@ class FrameProcessor:
 
     def stage_ms(self) -> dict[str, float]:
         """Median milliseconds per stage over the last STATS_WINDOW frames."""
-        return {k: float(np.median(v)) for k, v in self.times.items() if v}
+        return medians(self.times)
 
     def close(self) -> None:
         self.compositor.close()
@@ -132,7 +127,7 @@ class FrameProcessor:
         """Keying: remove the screen's colour cast from people placed on a new background (where the
         background is the filmed one, the frame stays as it is)."""
         replaced = effects.background.kind not in ("original", "blur")
-        return getattr(self.engine, "despill", None) if replaced else None
+        return self.engine.despill if replaced else None
 
     def _upload(self, pixels: np.ndarray):
         """The frame on the engine's device (the one upload per frame); as it is for other engines."""
@@ -154,6 +149,11 @@ class FrameProcessor:
         self.times[stage].append((time.perf_counter() - start) * 1e3)
         return result
 
+
+
+def medians(times: dict[str, deque[float]]) -> dict[str, float]:
+    """Median milliseconds of each stage that has timings."""
+    return {stage: float(np.median(samples)) for stage, samples in times.items() if samples}
 
 
 def _owned(people: People) -> People:

@@ -45,7 +45,8 @@ class Sink(ABC):
             self._size = size
             self._open(*size)
         elif size != self._size:
-            raise SinkError(f"{type(self).__name__}: frame size changed from {self._size} to {size}; a stream keeps one size")
+            raise SinkError(f"{type(self).__name__}: frame size changed from {self._size} to {size}; "
+                            "a stream keeps one size")
         self._write(image)
         self.frames += 1
 
@@ -88,7 +89,8 @@ class FileSink(Sink):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._container = av.open(str(self.path), mode="w")
         except (OSError, ValueError, av.error.FFmpegError) as exc:
-            raise SinkError(f"cannot write video file {self.path}: {exc}; use a writable .mp4, .mkv or .mov path") from None
+            raise SinkError(f"cannot write video file {self.path}: {exc}; "
+                            "use a writable .mp4, .mkv or .mov path") from None
         rate = Fraction(self.fps).limit_denominator(1001)
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = width + width % 2, height + height % 2
@@ -150,7 +152,8 @@ class VirtualCameraSink(Sink):
                 "`sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=livematte`; "
                 "Windows/macOS: install OBS Studio and start its Virtual Camera once. See the README."
             ) from None
-        log.info("virtual camera %s (%s, %dx%d @ %.3g fps)", self._camera.device, self.cfg.pixel_format, width, height, self.fps)
+        log.info("virtual camera %s (%s, %dx%d @ %.3g fps)", self._camera.device, self.cfg.pixel_format, width, height,
+                 self.fps)
 
     def _write(self, image: np.ndarray) -> None:
         image = _even(image[..., :3])

@@ -158,7 +158,8 @@ class Source(ABC):
 
 class SyntheticSource(Source):
     def __init__(self, cfg: SyntheticSourceConfig):
-        super().__init__(SourceInfo(f"synthetic {cfg.width}x{cfg.height}", cfg.fps, cfg.realtime), lossless=not cfg.realtime)
+        super().__init__(SourceInfo(f"synthetic {cfg.width}x{cfg.height}", cfg.fps, cfg.realtime),
+                         lossless=not cfg.realtime)
         self.cfg = cfg
         self.scene = SyntheticScene(cfg.width, cfg.height, cfg.people, cfg.seed, cfg.fps, cfg.motion)
 
@@ -182,7 +183,8 @@ class WebcamSource(Source):
         if not capture.isOpened():
             raise SourceError(
                 f"cannot open camera {self.cfg.device!r}: no such device, or another program is using it. "
-                "List cameras with `v4l2-ctl --list-devices` (Linux) and pick one with --set source.device=INDEX_OR_PATH"
+                "List cameras with `v4l2-ctl --list-devices` (Linux) and pick one with "
+                "--set source.device=INDEX_OR_PATH"
             )
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # never serve a stale frame from the driver's queue
         capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.cfg.width)
@@ -223,7 +225,8 @@ def _open_video(url: str, what: str, **kwargs) -> av.container.InputContainer:
     except av.error.FileNotFoundError:
         raise SourceError(f"{what} not found: {url}; check the path") from None
     except av.error.InvalidDataError:
-        raise SourceError(f"{what} {url} is not a video PyAV can decode; check the file or convert it with ffmpeg") from None
+        raise SourceError(f"{what} {url} is not a video PyAV can decode; "
+                          "check the file or convert it with ffmpeg") from None
     if not container.streams.video:
         container.close()
         raise SourceError(f"{what} {url} has no video stream")
@@ -271,7 +274,8 @@ class RtspSource(Source):
         self.cfg = cfg
 
     def _connect(self) -> Iterator[Frame]:
-        options = {"rtsp_transport": self.cfg.transport, "fflags": "nobuffer", "flags": "low_delay", "max_delay": "100000"}
+        options = {"rtsp_transport": self.cfg.transport, "fflags": "nobuffer", "flags": "low_delay",
+                   "max_delay": "100000"}
         if self.cfg.listen:
             # wait this long for a publisher, then log and listen again (the default, -1, fails with ERANGE)
             options.update(rtsp_flags="listen", listen_timeout=str(max(1, round(self.cfg.timeout_s))))
@@ -318,7 +322,8 @@ class ImageFolderSource(Source):
                 if size is None:
                     size = pixels.shape[1], pixels.shape[0]
                 elif (pixels.shape[1], pixels.shape[0]) != size:
-                    log.warning("resizing %s from %dx%d to the stream size %dx%d", path.name, pixels.shape[1], pixels.shape[0], *size)
+                    log.warning("resizing %s from %dx%d to the stream size %dx%d", path.name, pixels.shape[1],
+                                pixels.shape[0], *size)
                     pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
                 t = next(step) / self.cfg.fps
                 if self.cfg.realtime:

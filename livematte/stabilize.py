@@ -37,7 +37,8 @@ def numbered_left_to_right(mattes, probs, min_prob: float) -> People:
     keep = np.flatnonzero(np.asarray(host(probs), np.float32).reshape(-1) >= min_prob)
     alphas = alphas[keep]
     columns = alphas.sum(axis=1)
-    centres = host((columns * xp.arange(alphas.shape[2], dtype=np.float32)).sum(axis=1) / xp.maximum(columns.sum(axis=1), 1e-6))
+    centres = host((columns * xp.arange(alphas.shape[2], dtype=np.float32)).sum(axis=1)
+                   / xp.maximum(columns.sum(axis=1), 1e-6))
     order = np.argsort(centres, kind="stable")
     return People(restore(xp.ascontiguousarray(alphas[order]), kind), list(range(1, len(order) + 1)))
 

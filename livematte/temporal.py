@@ -1,4 +1,4 @@
-"""Per-track temporal fusion state (DESIGN section 4) around the fusion kernels.
+"""Per-track temporal fusion state around the fusion kernels (kernels/temporal.py states the rule).
 
 The kernels work on state arrays in one fixed track order; this class keeps those arrays (on the
 device of the mattes it is given) and realigns them only when the set or order of tracks changes.
@@ -19,6 +19,7 @@ import numpy as np
 
 from kernels import FusionParams, frame_changes, fuse_causal, fuse_exact, track_motion
 from kernels._arrays import kind_of, native, restore, xp_of
+from livematte.config import TemporalConfig
 
 Mode = Literal["off", "causal", "exact"]
 
@@ -32,6 +33,12 @@ class _Pending:
     cells: Any
     count: Any
     reset: bool
+
+
+def fusion_params(cfg: TemporalConfig) -> FusionParams:
+    """The fusion kernels' settings from `temporal:` (kernels/ cannot read the config: it sits below it)."""
+    return FusionParams(tau_y=cfg.tau_y, cell=cfg.cell, rho=cfg.rho, eps=cfg.eps, max_age=cfg.max_age,
+                        motion=cfg.motion, max_shift=cfg.max_shift)
 
 
 class TemporalFuser:

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from kernels._arrays import host
+from livematte.config import TrackingConfig
 
 UNTRACKED = -1  # the id update() gives mattes that are not (yet) a confirmed person
 HIST_BINS = (12, 4)  # hue x saturation
@@ -63,6 +64,12 @@ class Tracker:
         self.reid_radius, self.reid_speed = reid_radius, reid_speed  # fractions of the frame width (per frame)
         self.tracks: list[Track] = []
         self._ids = count(1)
+
+    @classmethod
+    def from_config(cls, cfg: TrackingConfig) -> "Tracker":
+        """The tracker `tracking:` asks for (the settings it does not name keep their defaults)."""
+        return cls(enter_threshold=cfg.enter_threshold, exit_threshold=cfg.exit_threshold,
+                   confirm_frames=cfg.confirm_frames, max_missing=cfg.max_missing, max_people=cfg.max_people)
 
     def update(self, mattes, probs, frame=None) -> list[int]:
         """One id per matte (in order); UNTRACKED for mattes that are not a confirmed person.
@@ -238,5 +245,6 @@ def _shift(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
     h, w = mask.shape
     if abs(dy) >= h or abs(dx) >= w:
         return out
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = mask[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = (
+        mask[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)])
     return out

@@ -170,7 +170,8 @@ def print_summary(console: Console, reports: dict[str, dict]) -> None:
         table.add_column("ratio")
     rows = [("fps", lambda r: r["pipeline"]["fps"]), ("capacity fps", lambda r: r["pipeline"]["capacity_fps"] or 0),
             ("latency p50 ms", lambda r: r["pipeline"]["latency_ms"].get("p50", 0))]
-    rows += [(f"{stage} p50 ms", lambda r, s=stage: r["pipeline"]["stage_ms"].get(s, {}).get("p50", 0)) for stage in STAGES]
+    rows += [(f"{stage} p50 ms", lambda r, s=stage: r["pipeline"]["stage_ms"].get(s, {}).get("p50", 0))
+             for stage in STAGES]
     for label, get in rows:
         values = [get(r) for r in reports.values()]
         cells = [f"{v:.2f}" for v in values]

@@ -27,7 +27,7 @@ from livematte.engine.base import Engine
 from livematte.engine.choose import open_engine
 from livematte.mailbox import Mailbox, MailboxClosed
 from livematte.processor import STAGES as PROCESS_STAGES
-from livematte.processor import STATS_WINDOW, FrameProcessor, Processed, Tracked
+from livematte.processor import STATS_WINDOW, FrameProcessor, Processed, Tracked, medians
 from livematte.sinks import FileSink, PngSink, Sink, open_sink
 from livematte.sources import Source, open_source
 
@@ -127,11 +127,12 @@ class LivePipeline:
                 log.info("stopped by Ctrl-C; closing outputs")
             dropped = self._dropped(source, tracked, rendered)
         outputs = [s.path for s in [*sinks, *people_sinks.values()] if isinstance(s, (FileSink, PngSink)) and s.frames]
-        return RunReport(frames, time.perf_counter() - started, dropped, self.engine_description,
-                         self.processor.skipper.skip_rate,
-                         {k: float(np.median(v)) for k, v in self.times.items() if v},
-                         float(np.median(self.latencies)) if self.latencies else 0.0, outputs, interrupted, cards,
-                         first - started, last_out - first, dropped - dropped_at_first)
+        return RunReport(frames=frames, seconds=time.perf_counter() - started, dropped=dropped,
+                         engine=self.engine_description, skip_rate=self.processor.skipper.skip_rate,
+                         stage_ms=medians(self.times),
+                         latency_ms=float(np.median(self.latencies)) if self.latencies else 0.0, outputs=outputs,
+                         interrupted=interrupted, cards=cards, first_frame_s=first - started,
+                         output_s=last_out - first, dropped_running=dropped - dropped_at_first)
 
     def _track(self, source: Source, out: Mailbox[Tracked]) -> None:
         """Tracking worker: newest frame -> engine -> people, handed to the compositing worker."""
@@ -173,7 +174,8 @@ class LivePipeline:
             sink.write(item.image)
         for track, layer in item.isolated.items():
             if track not in people_sinks:
-                people_sinks[track] = open_sink(PngSinkConfig(path=self.cfg.effects.isolate_path / f"person_{track}"), fps)
+                people_sinks[track] = open_sink(
+                    PngSinkConfig(path=self.cfg.effects.isolate_path / f"person_{track}"), fps)
             people_sinks[track].write(layer)
         self.times["sinks"].append((time.perf_counter() - start) * 1e3)
 

@@ -24,7 +24,8 @@ OPENMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")  # how libgomp's thread
 
 
 def openmp_wait() -> dict:
-    """How OpenMP's threads wait between parallel regions in this process (livematte/__init__.py sets it)."""
+    """How OpenMP's threads wait between parallel regions in this process (livematte/memory.py's tune_process
+    sets it)."""
     return {name: os.environ.get(name) for name in OPENMP_VARIABLES}
 
 

@@ -38,5 +38,6 @@ def models() -> dict[str, Path]:
     fetches them (scripts/setup.sh), they are part of the set-up."""
     missing = missing_models()
     if missing:
-        pytest.fail(f"model files missing in {models_dir()}: {', '.join(m.name for m in missing)}; run `{FETCH_COMMAND}`")
+        pytest.fail(f"model files missing in {models_dir()}: {', '.join(m.name for m in missing)}; "
+                    f"run `{FETCH_COMMAND}`")
     return {m.name: models_dir() / m.name for m in MODELS}

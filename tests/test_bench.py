@@ -25,7 +25,8 @@ def test_bench_writes_a_report_with_stages_latency_sweeps_and_plots(tmp_path):
     assert 0 < pipeline["latency_ms"]["p50"] <= pipeline["latency_ms"]["p95"] <= pipeline["latency_ms"]["p99"]
     assert pipeline["audio_delay_ms"] == pipeline["latency_ms"]["p50"]
     sweep = report["engine_sweep"]
-    assert list(sweep["ms_by_people"]) == ["1", "3"] and list(sweep["ms_by_frame_size_4_people"]) == ["160x90", "320x180"]
+    assert (list(sweep["ms_by_people"]) == ["1", "3"]
+            and list(sweep["ms_by_frame_size_4_people"]) == ["160x90", "320x180"])
     assert all((tmp_path / name).stat().st_size > 1000 for name in report["plots"]) and len(report["plots"]) == 3
 
 

@@ -10,12 +10,22 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.e2ehim_helpers import official_state, random_model
-from livematte.model.checkpoint import (CheckpointError, CheckpointMismatch, convert, find_weights, import_checkpoint,
-                                        installed_weights, load_into, official_manifest, read_checkpoint, read_weights)
+from livematte.model.checkpoint import (
+    CheckpointError,
+    CheckpointMismatch,
+    convert,
+    find_weights,
+    import_checkpoint,
+    installed_weights,
+    load_into,
+    official_manifest,
+    read_checkpoint,
+    read_weights,
+)
 from livematte.model.e2ehim import E2EHIM
 from livematte.model.official_names import MAPPING_VERSION, is_unused
 from livematte.model.weights_cli import add_weights_parser
+from tests.e2ehim_helpers import official_state, random_model
 
 
 @pytest.fixture(scope="module")

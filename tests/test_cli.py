@@ -9,11 +9,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def livematte(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
 
 
 def test_run_py_runs_the_default_job_and_prints_the_result_path(tmp_path):
-    result = livematte("--set", "source.frames=12", "--set", "source.width=320", "--set", "source.height=180", cwd=tmp_path)
+    result = livematte("--set", "source.frames=12", "--set", "source.width=320", "--set", "source.height=180",
+                       cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     printed = Path(result.stdout.strip().splitlines()[-1])
     assert printed == tmp_path / "out" / "livematte.mp4"

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from livematte.config import BackgroundConfig, EffectsConfig, PersonEffectConfig
 from livematte.compositor import Compositor, CompositorError
+from livematte.config import BackgroundConfig, EffectsConfig, PersonEffectConfig
 from tests.media import ffmpeg
 
 H, W = 60, 80
@@ -24,7 +24,8 @@ def scene():
 
 def render(cfg, frame=None, mattes=None, ids=None):
     f, m, i = scene()
-    return Compositor(cfg).render(f if frame is None else frame, m if mattes is None else mattes, i if ids is None else ids)
+    return Compositor(cfg).render(f if frame is None else frame, m if mattes is None else mattes,
+                                  i if ids is None else ids)
 
 
 def test_colour_background_keeps_people_as_filmed():
@@ -45,7 +46,8 @@ def test_hide_tint_and_per_person_assignment():
 
 def test_new_people_get_the_default_and_assignments_change_live():
     frame, mattes, ids = scene()
-    compositor = Compositor(EffectsConfig(background=BackgroundConfig(kind="color"), default=PersonEffectConfig(effect="hide")))
+    compositor = Compositor(EffectsConfig(background=BackgroundConfig(kind="color"),
+                                          default=PersonEffectConfig(effect="hide")))
     first = compositor.render(frame, mattes, ids).image
     assert (first[20, 10] == first[0, 0]).all()
     compositor.effects.set(7, PersonEffectConfig(effect="keep"))
@@ -87,7 +89,8 @@ def test_transparent_background_and_isolated_layers():
     mattes[0, 10:40, 5:25] = 0.5
     result = render(EffectsConfig(background=BackgroundConfig(kind="transparent"), isolate=[8]), mattes=mattes)
     assert result.image.shape == (H, W, 4)
-    assert result.image[0, 0, 3] == 0 and result.image[30, 60, 3] == 255 and abs(int(result.image[20, 10, 3]) - 128) <= 1
+    assert (result.image[0, 0, 3] == 0 and result.image[30, 60, 3] == 255
+            and abs(int(result.image[20, 10, 3]) - 128) <= 1)
     assert list(result.isolated) == [8]
     alone = result.isolated[8]
     assert alone.shape == (H, W, 4) and alone[30, 60, 3] == 255 and alone[20, 10, 3] == 0

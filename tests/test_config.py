@@ -34,7 +34,8 @@ def test_default_is_the_embedded_synthetic_job():
 
 
 def test_overrides_parse_yaml_values_and_reach_nested_lists():
-    cfg = load_config(overrides=["source.people=6", "source.realtime=true", "sinks.0.path=x/y.mp4", "run.max_frames=null"])
+    cfg = load_config(overrides=["source.people=6", "source.realtime=true", "sinks.0.path=x/y.mp4",
+                                 "run.max_frames=null"])
     assert cfg.source.people == 6 and cfg.source.realtime is True
     assert cfg.sinks[0].path == Path("x/y.mp4")
     assert cfg.run.max_frames is None
@@ -62,7 +63,8 @@ def test_unknown_key_in_a_sink_list_entry(tmp_path):
 
 
 def test_unknown_top_level_section(tmp_path):
-    with pytest.raises(ConfigError, match="nope: unknown key; allowed here: source, sinks, engine, tracking, temporal, effects, run"):
+    with pytest.raises(ConfigError, match="nope: unknown key; allowed here: "
+                                          "source, sinks, engine, tracking, temporal, effects, run"):
         load_config(write(tmp_path, "nope: {}\n"))
 
 

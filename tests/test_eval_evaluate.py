@@ -61,8 +61,9 @@ def test_a_partial_matte_counts_at_iou_half_but_not_three_quarters(tmp_path):
 
 def test_eval_cli_writes_json_and_prints_the_table(sequence, tmp_path):
     out = tmp_path / "report.json"
-    result = subprocess.run([sys.executable, "-m", "livematte.cli", "eval", str(sequence), "--predictions", str(sequence),
-                             "--sequence", "--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "livematte.cli", "eval", str(sequence),
+                             "--predictions", str(sequence), "--sequence", "--out", str(out)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip().splitlines()[-1]) == out.resolve()
     assert "REC" in result.stdout and "dtSSD" in result.stdout
@@ -72,7 +73,8 @@ def test_eval_cli_writes_json_and_prints_the_table(sequence, tmp_path):
 
 
 def test_eval_cli_names_a_folder_that_is_not_a_dataset(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "livematte.cli", "eval", str(tmp_path), "--predictions", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "livematte.cli", "eval", str(tmp_path),
+                             "--predictions", str(tmp_path)],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "needs images/ and alphas/ folders" in result.stderr and "Traceback" not in result.stderr

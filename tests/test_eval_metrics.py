@@ -7,8 +7,17 @@ import math
 import numpy as np
 import pytest
 
-from livematte.eval.metrics import (connectivity_error, dtssd, gradient_error, image_metrics, mad, mask_iou,
-                                    match_people, mse, sad)
+from livematte.eval.metrics import (
+    connectivity_error,
+    dtssd,
+    gradient_error,
+    image_metrics,
+    mad,
+    mask_iou,
+    match_people,
+    mse,
+    sad,
+)
 
 
 def test_sad_mse_mad_on_a_hand_computed_case():

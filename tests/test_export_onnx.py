@@ -19,14 +19,15 @@ import torch
 from safetensors.torch import save_file
 
 from livematte.config import load_config
-from livematte.engine.choose import EngineError, open_engine
+from livematte.engine.base import EngineError
+from livematte.engine.choose import open_engine
 from livematte.engine.onnx import OnnxRuntimeEngine
+from livematte.engine.postprocess import PostprocessConfig
 from livematte.engine.torch_engine import TorchEngine
 from livematte.export import onnx as export
 from livematte.export.weights_id import tensors_id
 from livematte.model.checkpoint import import_checkpoint
 from livematte.model.e2ehim import E2EHIM
-from livematte.model.postprocess import PostprocessConfig
 from tests.e2ehim_helpers import official_state, random_model, unknown_trimap_model
 
 HEIGHT, WIDTH = 64, 96
@@ -156,7 +157,8 @@ def test_fp16_graph_runs_in_half_precision_close_to_fp32():
     onnx.checker.check_model(proto, full_check=True)
     initializers = [i.data_type for i in proto.graph.initializer]
     assert initializers.count(onnx.TensorProto.FLOAT16) > 100
-    assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in [*proto.graph.input, *proto.graph.output])
+    assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+               for v in [*proto.graph.input, *proto.graph.output])
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     image = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():

@@ -8,9 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from kernels import (Background, Effect, PersonLayers, Scene, composite, feather, isolated_layer, masked_blur,
-                     person_boxes)
-from kernels.composite import _region_background
+from kernels import (
+    Background,
+    Effect,
+    PersonLayers,
+    Scene,
+    composite,
+    feather,
+    isolated_layer,
+    masked_blur,
+    person_boxes,
+)
+from kernels.composite import BOX_COLUMNS, Column, _region_background
 
 
 def reference(frame, alphas, layers, scene, image=None, own=None, boxes=None):
@@ -90,7 +99,7 @@ def random_case(rng, h, w, n, effects=None, own_count=0):
     alphas = rng.random((n, h, w), dtype=np.float32)
     alphas[rng.random((n, h, w)) < 0.4] = 0.0
     layers = PersonLayers(
-        np.asarray(rng.integers(0, 6, n) if effects is None else effects, np.int32),
+        np.asarray(rng.integers(0, len(Effect), n) if effects is None else effects, np.int32),
         rng.uniform(0, 255, (n, 3)).astype(np.float32), rng.random(n).astype(np.float32),
         (rng.integers(-1, own_count, n) if own_count else np.full(n, -1)).astype(np.int32))
     return frame, alphas, layers
@@ -99,7 +108,8 @@ def random_case(rng, h, w, n, effects=None, own_count=0):
 @pytest.mark.parametrize("background", list(Background))
 def test_matches_reference_for_every_background(background):
     rng = np.random.default_rng(int(background))
-    frame, alphas, layers = random_case(rng, 23, 29, 5, effects=[0, 1, 2, 3, 4])
+    effects = [Effect.KEEP, Effect.HIDE, Effect.TINT, Effect.BLUR, Effect.PIXELATE]
+    frame, alphas, layers = random_case(rng, 23, 29, 5, effects=effects)
     scene = Scene(background=background, color=(10.0, 200.0, 30.0), blur_radius=3, privacy_radius=2, pixel_block=4)
     image = rng.integers(0, 256, (23, 29, 3), dtype=np.uint8)
     expected = reference(frame, alphas, layers, scene, image=image)
@@ -108,7 +118,8 @@ def test_matches_reference_for_every_background(background):
 
 def test_spotlight_dims_everyone_else():
     rng = np.random.default_rng(7)
-    frame, alphas, layers = random_case(rng, 17, 21, 4, effects=[0, 5, 2, 1])
+    effects = [Effect.KEEP, Effect.SPOTLIGHT, Effect.TINT, Effect.HIDE]
+    frame, alphas, layers = random_case(rng, 17, 21, 4, effects=effects)
     scene = Scene(background=Background.COLOR, color=(200.0, 200.0, 200.0), spotlight_dim=0.25)
     assert_rounds(composite(frame, alphas, layers, scene), reference(frame, alphas, layers, scene))
     only_bg = composite(frame, np.zeros_like(alphas), layers, scene)
@@ -150,7 +161,7 @@ def test_people_counts_and_odd_size(n):
 
 def test_one_pixel_frame():
     rng = np.random.default_rng(11)
-    frame, alphas, layers = random_case(rng, 1, 1, 3, effects=[2, 4, 0])
+    frame, alphas, layers = random_case(rng, 1, 1, 3, effects=[Effect.TINT, Effect.PIXELATE, Effect.KEEP])
     scene = Scene(background=Background.TRANSPARENT)
     assert_rounds(composite(frame, alphas, layers, scene), reference(frame, alphas, layers, scene))
 
@@ -276,15 +287,15 @@ def region_reference(base, people, own, region_feather):
     every present person's Euclidean distance to its box, the nearest and second nearest (the earlier person
     first on equal distances), t = clamp(0.5 + (d2 - d1) / (2 * feather), 0, 1) and
     t * nearest + (1 - t) * second of their backgrounds (own image, opaque, or the scene background).
-    base: (H, 4, W) scene background B, G, R, alpha; people: packed (N, 10) rows. Returns a new array."""
+    base: (H, 4, W) scene background B, G, R, alpha; people: packed rows (Column). Returns a new array."""
     h, _, w = base.shape
     out = base.copy()
-    present = [i for i in range(len(people)) if not people[i, 8] < people[i, 6]]
+    present = [i for i in range(len(people)) if not people[i, Column.X1] < people[i, Column.X0]]
     for y in range(h):
         for x in range(w):
             ranked = []
             for i in present:
-                x0, y0, x1, y1 = (float(v) for v in people[i, 6:10])
+                x0, y0, x1, y1 = (float(v) for v in people[i, BOX_COLUMNS])
                 dx, dy = max(x0 - x, x - x1, 0.0), max(y0 - y, y - y1, 0.0)
                 ranked.append((math.sqrt(dx * dx + dy * dy), i))
             if not ranked:
@@ -292,7 +303,7 @@ def region_reference(base, people, own, region_feather):
             ranked.sort()
 
             def shown(i):
-                k = int(people[i, 5])
+                k = int(people[i, Column.BACKGROUND])
                 return [float(v) for v in own[k, y, x]] + [1.0] if k >= 0 else [float(v) for v in base[y, :, x]]
 
             colour = shown(ranked[0][1])
@@ -307,17 +318,17 @@ def region_kernel(base, people, own, region_feather):
     """The CPU twin's region step over every row of base (a copy), as _composite_cpu runs it."""
     bg = base.copy()
     h, _, w = bg.shape
-    present = np.array([i for i in range(len(people)) if not people[i, 8] < people[i, 6]], np.int64)
-    own_index = people[:, 5].astype(np.int64)
+    present = np.array([i for i in range(len(people)) if not people[i, Column.X1] < people[i, Column.X0]], np.int64)
+    own_index = people[:, Column.BACKGROUND].astype(np.int64)
     for y in range(h):
         _region_background(bg[y], people, own_index, own, y, region_feather, present)
     return bg
 
 
 def packed_people(boxes, own_index):
-    people = np.zeros((len(boxes), 10), np.float32)
-    people[:, 5] = own_index
-    people[:, 6:10] = boxes
+    people = np.zeros((len(boxes), len(Column)), np.float32)
+    people[:, Column.BACKGROUND] = own_index
+    people[:, BOX_COLUMNS] = boxes
     return people
 
 
@@ -398,7 +409,8 @@ def test_own_background_regions_of_person_boxes_match_reference():
     frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     own = rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)
     layers = PersonLayers(np.array([Effect.KEEP, Effect.HIDE, Effect.BLUR, Effect.TINT], np.int32),
-                          np.full((4, 3), 90, np.float32), np.full(4, 0.5, np.float32), np.array([-1, 0, -1, 1], np.int32))
+                          np.full((4, 3), 90, np.float32), np.full(4, 0.5, np.float32),
+                          np.array([-1, 0, -1, 1], np.int32))
     for background in (Background.COLOR, Background.TRANSPARENT):
         scene = Scene(background=background, color=(10.25, 99.5, 3.0), region_feather=7.0, privacy_radius=2,
                       pixel_block=4)

@@ -3,17 +3,34 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
 
-from kernels import (Background, Effect, FusionParams, PersonLayers, Scene, composite, feather, fuse_causal,
-                     frame_changes, fuse_exact, gpu_available, masked_blur, preprocess, track_motion)
+from kernels import (
+    Background,
+    Effect,
+    FusionParams,
+    PersonLayers,
+    Scene,
+    composite,
+    feather,
+    frame_changes,
+    fuse_causal,
+    fuse_exact,
+    gpu_available,
+    masked_blur,
+    preprocess,
+    track_motion,
+)
 from kernels._arrays import kind_of
-from kernels._cuda import sources
+from kernels._cuda import SOURCE_DIR, source_text, sources
+from kernels.composite import BOX_COLUMNS, TINT_COLUMNS, Column
 from livematte.synthetic import SyntheticScene
+
 
 def gpu(test):
     """A parity test: marked `gpu` (selected by `pytest -m gpu`), skipped without CuPy and a device."""
@@ -28,11 +45,29 @@ def test_there_are_cuda_sources_for_every_kernel_module():
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
 @pytest.mark.parametrize("source", sources(), ids=lambda p: p.name)
 def test_cuda_source_compiles(source, tmp_path):
+    """The text the runtime compiles (kernels/_cuda.py source_text), not the bare file."""
+    compiled = tmp_path / source.name
+    compiled.write_text(source_text(source.stem))
     ptx = tmp_path / f"{source.stem}.ptx"
     run = subprocess.run(["nvcc", "--ptx", "-arch=compute_80", "-std=c++17", "-Werror", "all-warnings",
-                          "-o", str(ptx), str(source)], capture_output=True, text=True)
+                          "-o", str(ptx), str(compiled)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert ".visible .entry" in ptx.read_text()
+
+
+def test_composite_source_gets_the_python_codes_and_columns():
+    """composite.cu reads the packed rows and the codes by the names that kernels/composite.py defines; the
+    tint and box columns are consecutive, as both kernels read them by offset or slice."""
+    defined = dict(re.findall(r"^#define (\w+) (-?\d+)$", source_text("composite"), re.MULTILINE))
+    expected = {f"{prefix}_{member.name}": str(int(member))
+                for prefix, table in (("EFFECT", Effect), ("BACKGROUND", Background), ("COL", Column))
+                for member in table}
+    assert defined == {**expected, "COL_COUNT": str(len(Column))}
+    assert [Column(c) for c in range(len(Column))[TINT_COLUMNS]] == [Column.TINT_B, Column.TINT_G, Column.TINT_R]
+    assert [Column(c) for c in range(len(Column))[BOX_COLUMNS]] == [Column.X0, Column.Y0, Column.X1, Column.Y1]
+    own = (SOURCE_DIR / "composite.cu").read_text()
+    assert not re.search(r"^\s*#\s*define", own, re.MULTILINE), "a number defined by hand"
+    assert not re.search(r"\b(row|people)\[[^\]]*\b\d", own), "a packed column read by number"
 
 
 def test_unknown_array_types_are_rejected():
@@ -199,7 +234,8 @@ def test_parity_blur_feather_composite(optional_media):
         close_bytes(cupy.asnumpy(masked_blur(cupy.asarray(frame), cupy.asarray(alphas), 9)),
                     masked_blur(frame, alphas, 9))
         np.testing.assert_allclose(cupy.asnumpy(feather(cupy.asarray(alphas), 4)), feather(alphas, 4), atol=1e-6)
-        layers = PersonLayers(np.array([0, 1, 2, 3, 4], np.int32), np.full((5, 3), 180, np.float32),
+        effects = [Effect.KEEP, Effect.HIDE, Effect.TINT, Effect.BLUR, Effect.PIXELATE]
+        layers = PersonLayers(np.array(effects, np.int32), np.full((5, 3), 180, np.float32),
                               np.full(5, 0.4, np.float32), np.array([0, -1, 1, -1, 0], np.int32))
         own = np.stack([np.full((h, w, 3), 30, np.uint8), np.full((h, w, 3), 220, np.uint8)])
         for background in Background:

@@ -1,4 +1,4 @@
-"""Temporal fusion twins against the DESIGN section 4 pseudo-code, written out here pixel by pixel,
+"""Temporal fusion twins against the guarded causal rule's pseudo-code, written out here pixel by pixel,
 and hand-built cases of each rule. The change test is the colour-aware refinement of section 4
 (largest per-channel change instead of the luma change; see kernels/temporal.py); the reference also
 covers per-track motion compensation (shifted state and change test, blind tracks)."""
@@ -74,7 +74,7 @@ def clamp(v):
 
 
 def ref_causal(alpha, matte, age, pend, new, cells, p: FusionParams, reset, motion=None):
-    """DESIGN section 4, one pixel at a time (pend cleared on agreement, no state where prediction and matte
+    """The guarded causal rule, one pixel at a time (pend cleared on agreement, no state where prediction and matte
     are both 0); returns new (matte, age, pend). motion: (shifts, blind, per-track cells): track i reads its
     previous state at p - shifts[i] (0 outside the frame) and tests change on its own cells; a blind track
     is static everywhere; the scene cut stays on the shared cells."""
@@ -241,7 +241,8 @@ def test_shift_estimate_matches_reference():
     assert motion.shifts.dtype == np.int32 and motion.blind.dtype == np.uint8
     for i in range(5):
         assert tuple(motion.shifts[i]) == ref_shift(alpha[i], matte[i], p.max_shift)
-    assert tuple(motion.shifts[0]) == (1, -2) and tuple(motion.shifts[1]) == (0, 0) and tuple(motion.shifts[2]) == (0, 1)
+    assert (tuple(motion.shifts[0]) == (1, -2) and tuple(motion.shifts[1]) == (0, 0)
+            and tuple(motion.shifts[2]) == (0, 1))
     np.testing.assert_array_equal(motion.shifts[5:], last[5:])
     assert motion.blind.tolist() == [0, 0, 0, 0, 0, 0, 1]
 
@@ -307,7 +308,8 @@ def test_compensated_causal_matches_reference(cell, tracked):
         expected_cells = ref_track_cells(frame, before, motion.shifts, p)
         for i, (y0, y1, x0, x1) in enumerate(motion.windows):  # where the twin reads its cells
             if y1:
-                near = i, slice(max(0, y0 // cell - 1), (y1 - 1) // cell + 2), slice(max(0, x0 // cell - 1), (x1 - 1) // cell + 2)
+                near = (i, slice(max(0, y0 // cell - 1), (y1 - 1) // cell + 2),
+                        slice(max(0, x0 // cell - 1), (x1 - 1) // cell + 2))
                 np.testing.assert_array_equal(motion.cells[near], expected_cells[near])
         cells, count = frame_changes(frame, stream.prev, p)
         expected = ref_causal(alpha, stream.matte, stream.age, stream.pend, new, cells, p, t == 0,
@@ -378,7 +380,8 @@ def test_state_extents_skip_empty_space_without_changing_the_result(mode):
             y0, y1, x0, x1 = extents[i]
             inside = np.zeros((h, w), bool)
             inside[y0:y1, x0:x1] = True
-            assert not (states[0].matte[i][~inside].any() or states[0].age[i][~inside].any()), "state outside its extent"
+            assert not (states[0].matte[i][~inside].any() or states[0].age[i][~inside].any()), \
+                "state outside its extent"
 
 
 def test_hold_keeps_previous_matte_where_static_and_agreeing():
@@ -472,7 +475,8 @@ def ref_exact(alpha, alpha_next, matte, new, has_next, cells_fwd, cells_bwd, p, 
     fresh_all = reset or cells_fwd.mean() > p.rho or cells_bwd.mean() > p.rho
     for i, y, x in np.ndindex(alpha.shape):
         keep = (not fresh_all and not new[i] and has_next[i] and not ref_delta(cells_fwd, y, x, p.cell)
-                and not ref_delta(cells_bwd, y, x, p.cell) and abs(alpha_next[i, y, x] - matte[i, y, x]) <= np.float32(p.eps))
+                and not ref_delta(cells_bwd, y, x, p.cell)
+                and abs(alpha_next[i, y, x] - matte[i, y, x]) <= np.float32(p.eps))
         out[i, y, x] = clamp(matte[i, y, x] if keep else alpha[i, y, x])
     return out
 

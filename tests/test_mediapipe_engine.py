@@ -20,8 +20,10 @@ from livematte.processor import FrameProcessor
 
 # (x, y) points picked by eye on the photos: each person's face, and background (sky, trees, water, road)
 PHOTOS = {
-    "group1.jpg": ([(450, 475), (788, 563), (1120, 562), (1550, 600)], [(1000, 150), (1800, 150), (60, 560), (1850, 760)]),
-    "group2.jpg": ([(520, 340), (680, 520), (1160, 470), (1400, 340)], [(1000, 150), (950, 700), (1000, 1200), (100, 950)]),
+    "group1.jpg": ([(450, 475), (788, 563), (1120, 562), (1550, 600)],
+                   [(1000, 150), (1800, 150), (60, 560), (1850, 760)]),
+    "group2.jpg": ([(520, 340), (680, 520), (1160, 470), (1400, 340)],
+                   [(1000, 150), (950, 700), (1000, 1200), (100, 950)]),
 }
 
 
@@ -76,14 +78,15 @@ def test_a_folder_of_photos_is_matted_photo_by_photo(models, shared_media, tmp_p
         image = cv2.imread(str(shared_media / source))
         cv2.imwrite(str(folder / name), cv2.resize(image, (960, 658), interpolation=cv2.INTER_AREA))
     cfg = load_config(overrides=["source.kind=images", f"source.path={folder}", "engine.kind=auto", "sinks.0.kind=png",
-                                 f"sinks.0.path={tmp_path / 'out'}", "effects.people={}", "effects.background.kind=color",
-                                 "effects.background.color=#000000"])
+                                 f"sinks.0.path={tmp_path / 'out'}", "effects.people={}",
+                                 "effects.background.kind=color", "effects.background.color=#000000"])
     assert cfg.footage is Footage.PHOTOS
     pipeline = LivePipeline(cfg)
     assert isinstance(pipeline.engine, MediaPipeEngine) and "learned CPU engine" in pipeline.engine_description
     counts = []
     track = pipeline.processor.track
-    pipeline.processor.track = lambda frame, owned=True: (lambda t: counts.append(t.people.ids) or t)(track(frame, owned))
+    pipeline.processor.track = lambda frame, owned=True: (
+        (lambda t: counts.append(t.people.ids) or t)(track(frame, owned)))
     report = pipeline.run(show_progress=False)
     assert report.frames == 3 and len(list((tmp_path / "out").glob("*.png"))) == 3
     assert counts == [[1, 2, 3, 4], [1], [1, 2, 3, 4]]  # each photo's own people, numbered afresh
@@ -91,7 +94,8 @@ def test_a_folder_of_photos_is_matted_photo_by_photo(models, shared_media, tmp_p
 
 def test_auto_is_the_learned_engine_for_real_footage_without_weights_and_keying_only_when_asked(models, tmp_path):
     embedded = load_config()  # the synthetic scene: drawn figures on a green screen
-    assert embedded.footage is Footage.DRAWN and isinstance(open_engine(embedded.engine, embedded.footage)[0], KeyingEngine)
+    assert (embedded.footage is Footage.DRAWN
+            and isinstance(open_engine(embedded.engine, embedded.footage)[0], KeyingEngine))
     real = load_config(overrides=["source.kind=file", f"source.path={tmp_path / 'talk.mp4'}"])  # the same preset
     engine, description = open_engine(real.engine, real.footage)
     assert isinstance(engine, MediaPipeEngine) and "no E2E-HIM weights installed" in description

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from livematte.config import load_config
-from livematte.engine.choose import EngineError, open_engine
+from livematte.engine.base import EngineError
+from livematte.engine.choose import open_engine
 from livematte.mediapipe.litert import LiteModel
 from livematte.mediapipe.models import MODELS, POSE_LANDMARKS, ModelError, fetch_models, missing_models, model_path
 

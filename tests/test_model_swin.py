@@ -6,8 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from livematte.model.swin import (SwinStage, SwinTiny, relative_position_index, shift_mask, window_gathers,
-                                  window_partition)
+from livematte.model.swin import (
+    SwinStage,
+    SwinTiny,
+    relative_position_index,
+    shift_mask,
+    window_gathers,
+    window_partition,
+)
 
 
 def official_shift_mask(hp: int, wp: int) -> torch.Tensor:

@@ -45,7 +45,8 @@ def test_people_keep_their_pixels_on_a_replaced_background(tmp_path):
 
 
 def test_hide_everyone_leaves_only_the_background(tmp_path):
-    LivePipeline(config(tmp_path, "effects.default.effect=hide", "effects.background.color=#ffffff")).run(show_progress=False)
+    LivePipeline(config(tmp_path, "effects.default.effect=hide", "effects.background.color=#ffffff")).run(
+        show_progress=False)
     out = decoded(tmp_path / "out.mp4")[6]
     _, inside, _ = regions(6)
     assert out[inside].mean() > 240

@@ -236,7 +236,8 @@ def publish_until_connected(clip: Path, port: int, source) -> subprocess.Popen:
 def test_rtsp_listen_mode_takes_a_publisher_and_survives_it_leaving(tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", frames=50)
     port = free_port()
-    cfg = RtspSourceConfig(url=f"rtsp://127.0.0.1:{port}/x", listen=True, timeout_s=2, reconnect_min_s=0.1, reconnect_max_s=0.5)
+    cfg = RtspSourceConfig(url=f"rtsp://127.0.0.1:{port}/x", listen=True, timeout_s=2, reconnect_min_s=0.1,
+                           reconnect_max_s=0.5)
     with open_source(cfg) as source:
         proc = publish_until_connected(clip, port, source)
         try:

@@ -15,9 +15,10 @@ from safetensors.torch import save_file
 
 from livematte.config import load_config
 from livematte.engine import tensorrt as trt_engine
-from livematte.engine.choose import EngineError, open_engine
+from livematte.engine.base import EngineError
+from livematte.engine.choose import open_engine
+from livematte.engine.postprocess import PostprocessConfig
 from livematte.engine.tensorrt import PlanKey
-from livematte.model.postprocess import PostprocessConfig
 from tests.e2ehim_helpers import unknown_trimap_model
 
 KEEP_ALL = PostprocessConfig(threshold=1e-6, min_area=0)

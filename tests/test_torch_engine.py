@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from kernels.letterbox import Letterbox
+from kernels.preprocess import IMAGENET_MEAN as MEAN
+from kernels.preprocess import IMAGENET_STD as STD
 from livematte.engine.base import Engine
-from livematte.engine.network_engine import preprocess
+from livematte.engine.postprocess import PostprocessConfig
 from livematte.engine.torch_engine import TorchEngine
 from livematte.model.checkpoint import import_checkpoint
-from livematte.model.e2ehim import MEAN, STD, E2EHIM
-from livematte.model.postprocess import PostprocessConfig
+from livematte.model.e2ehim import E2EHIM
+from livematte.model.input import preprocess
 from tests.e2ehim_helpers import official_state, random_model, unknown_trimap_model, whole_frame_people_model
 
 

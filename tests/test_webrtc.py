@@ -21,11 +21,11 @@ from aiortc.mediastreams import MediaStreamError  # noqa: E402
 from av import VideoFrame  # noqa: E402
 
 from livematte.config import ConfigError, PersonEffectConfig, load_config  # noqa: E402
-from livematte.engine.base import Instances  # noqa: E402
+from livematte.engine.base import Engine, Instances  # noqa: E402
 from livematte.engine.mediapipe_engine import MediaPipeEngine  # noqa: E402
+from livematte.processor import FrameProcessor  # noqa: E402
 from livematte.webrtc import engines as engines_module  # noqa: E402
 from livematte.webrtc.cli import SERVE_CONFIG  # noqa: E402
-from livematte.processor import FrameProcessor  # noqa: E402
 from livematte.webrtc.engines import PeerEngines, SharedEngine  # noqa: E402
 from livematte.webrtc.latest import Latest, LatestClosed  # noqa: E402
 from livematte.webrtc.messages import ChangeEffect, MessageError, Select, parse_request  # noqa: E402
@@ -107,7 +107,7 @@ def test_each_peer_gets_its_own_difference_keying_engine():
     assert engines.clean_plate  # a difference key's empty scene can be captured again from the page
 
 
-class CountingEngine:
+class CountingEngine(Engine):
     """A stand-in network engine that records how many inferences overlap."""
 
     def __init__(self):
@@ -142,13 +142,23 @@ def test_a_network_engine_is_shared_one_inference_at_a_time(monkeypatch):
     assert network.most == 1
 
 
-def test_a_shared_network_engine_states_its_device_so_peers_upload_frames_there():
+def test_a_shared_engine_states_every_member_of_the_engine_as_its_own():
+    from livematte.engine.keying import KeyingEngine, KeyingSettings
     from livematte.engine.torch_engine import TorchEngine
     from livematte.model.e2ehim import E2EHIM
 
     network = TorchEngine(E2EHIM(), device="cpu", input_size=(64, 64), warmup=False)
     processor = FrameProcessor(load_config(SERVE_CONFIG), SharedEngine(network))
-    assert SharedEngine(network).device == network.device == processor._device
+    assert SharedEngine(network).device == network.device == processor._device  # peers upload frames there
+    keying = KeyingEngine(KeyingSettings(mode="difference", plate_frames=3))
+    shared = SharedEngine(keying)
+    assert shared.per_stream and shared.plate_frames == 3
+    frame = np.full((8, 8, 3), 9, np.uint8)
+    assert np.array_equal(shared.despill(frame), frame)  # a difference key has no screen colour to remove
+    keying.infer([frame] * 3)
+    assert keying.plate_ready
+    shared.capture_plate()
+    assert not keying.plate_ready  # the next 3 frames are the new empty scene
 
 
 def test_serve_config_defaults_to_loopback_and_refuses_what_webrtc_cannot_send():
@@ -283,7 +293,8 @@ class Peer:
 
 def keyed(samples) -> bool:
     """The screen keyed away and both people tracked and shown."""
-    return all(near(c, MAGENTA, 0) for c in samples["background"]) and not any(near(c, MAGENTA) for c in samples["people"])
+    return (all(near(c, MAGENTA, 0) for c in samples["background"])
+            and not any(near(c, MAGENTA) for c in samples["people"]))
 
 
 def test_two_peers_keep_their_own_effects():

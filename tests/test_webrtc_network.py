@@ -116,7 +116,8 @@ def test_aiortc_client_gets_processed_video_and_controls_it(namespace, tmp_path)
     # the camera's timing carried through: steps of whole 30 fps frame periods (aiortc's encoders round
     # each timestamp by a tick), in the RTP video clock
     assert report["frames"] > 5 and report["time_bases"] == ["1/90000"]
-    assert all(min(step % 3000, -step % 3000) <= 2 and step >= 2998 for step in report["pts_steps"]), report["pts_steps"]
+    assert all(min(step % 3000, -step % 3000) <= 2 and step >= 2998 for step in report["pts_steps"]), \
+        report["pts_steps"]
 
     assert report["during"]["peers"] == 1 and report["after_close"]["peers"] == 0
     assert list(server_temp.iterdir()) == []  # the peer's upload folder is gone

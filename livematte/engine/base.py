@@ -1,11 +1,18 @@
-"""The Engine protocol: frames in, per-person mattes and probabilities out."""
+"""The Engine protocol: frames in, per-person mattes and probabilities out, and what else an engine states."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+
+class EngineError(RuntimeError):
+    """The configured engine cannot start or cannot process a frame; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -25,10 +32,12 @@ class Instances:
 
 @runtime_checkable
 class Engine(Protocol):
-    """What the pipeline needs from an engine.
+    """Everything the pipeline and the WebRTC server ask of an engine.
 
-    `infer` takes frames of one size (uint8 BGR H x W x 3: NumPy, or torch CUDA tensors on GPU
-    engines) and returns one Instances per frame, in order.
+    `infer` takes frames of one size (uint8 BGR H x W x 3: NumPy, or tensors on `device`) and returns one
+    Instances per frame, in order. The other members have defaults that suit a stateless engine working on
+    host frames; engines subclass this class to get them and override what applies (as pyvirtualcam's
+    Backend states every method), and wrappers forward every member.
     """
 
     @property
@@ -37,6 +46,33 @@ class Engine(Protocol):
         ...
 
     def infer(self, frames: Sequence[Any]) -> list[Instances]: ...
+
+    @property
+    def device(self) -> torch.device | None:
+        """Where the pipeline puts each frame before inference (a torch device), or None for host NumPy."""
+        return None
+
+    @property
+    def per_stream(self) -> bool:
+        """True where the engine keeps per-stream state (a clean plate, the people it follows): each stream
+        (camera, WebRTC peer) needs an engine of its own; False where one engine serves every stream."""
+        return False
+
+    def despill(self, pixels: Any) -> Any:
+        """The frame with a green/blue screen's colour cast removed, for people shown on a new background;
+        the pixels as they are where the engine keys no screen."""
+        return pixels
+
+    @property
+    def plate_frames(self) -> int | None:
+        """Frames a clean-plate capture takes (difference keying), or None where the engine keys against
+        no empty scene."""
+        return None
+
+    def capture_plate(self) -> None:
+        """Capture the empty scene again from the next `plate_frames` frames (only where that is not None)."""
+        raise EngineError("this engine keys against no empty scene: only the keying engine's difference key "
+                          "(engine.keying.mode=difference) does")
 
 
 def checked_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -5,13 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from livematte.config import EngineConfig, Footage, bgr
-from livematte.engine.base import Engine
-
-
-class EngineError(RuntimeError):
-    """The configured engine cannot start; the message says what to install or change."""
-
+from livematte.config import EngineConfig, Footage
+from livematte.engine.base import Engine, EngineError
 
 LEARNED = "learned CPU engine (MediaPipe pose detector + per-person pose landmark masks)"
 
@@ -29,9 +24,11 @@ def open_engine(cfg: EngineConfig, footage: Footage = Footage.PEOPLE) -> tuple[E
         from livematte.model.checkpoint import CheckpointError, find_weights
 
         try:
-            path = Path(cfg.e2ehim.weights) if cfg.e2ehim.weights.endswith(".safetensors") else find_weights(cfg.e2ehim.weights)
+            path = (Path(cfg.e2ehim.weights) if cfg.e2ehim.weights.endswith(".safetensors")
+                    else find_weights(cfg.e2ehim.weights))
             if not path.is_file():
-                raise CheckpointError(f"weights file {path} not found; import the checkpoint with `livematte weights import PATH`")
+                raise CheckpointError(f"weights file {path} not found; "
+                                      "import the checkpoint with `livematte weights import PATH`")
         except CheckpointError as exc:
             if cfg.kind != "auto":
                 raise EngineError(str(exc)) from None
@@ -58,9 +55,7 @@ def _mediapipe(cfg: EngineConfig, footage: Footage) -> Engine:
 def _keying(cfg: EngineConfig) -> Engine:
     from livematte.engine.keying import KeyingEngine, KeyingSettings
 
-    k = cfg.keying
-    return KeyingEngine(KeyingSettings(mode=k.mode, key_colour=bgr(k.key_colour) if k.key_colour else None,
-                                      plate_frames=k.plate_frames, scale=k.scale, min_area=k.min_area))
+    return KeyingEngine(KeyingSettings.from_config(cfg.keying))
 
 
 def _e2ehim(cfg: EngineConfig, path: Path) -> tuple[Engine, str]:

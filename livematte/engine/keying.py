@@ -19,7 +19,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from livematte.engine.base import Instances, checked_frames
+from livematte.config import KeyingConfig, bgr
+from livematte.engine.base import Engine, Instances, checked_frames
 
 Mode = Literal["chroma", "difference"]
 SCREEN_CHANNELS = (0, 1)  # BGR indices a screen colour may be dominant in: blue, green
@@ -58,6 +59,12 @@ class KeyingSettings:
     threshold: float = 0.5
     edge: int = 1
 
+    @classmethod
+    def from_config(cls, cfg: KeyingConfig) -> "KeyingSettings":
+        """The settings `engine.keying:` asks for (the finer ones it does not name keep their defaults)."""
+        return cls(mode=cfg.mode, key_colour=bgr(cfg.key_colour) if cfg.key_colour else None,
+                   plate_frames=cfg.plate_frames, scale=cfg.scale, min_area=cfg.min_area)
+
     def __post_init__(self):
         if self.mode not in ("chroma", "difference"):
             raise ValueError(f"mode must be 'chroma' or 'difference', got {self.mode!r}")
@@ -82,12 +89,15 @@ class KeyingSettings:
             raise ValueError(f"edge must be >= 0, got {self.edge}")
 
 
-class KeyingEngine:
+class KeyingEngine(Engine):
     """Engine protocol on CPU: uint8 BGR frames in, one soft matte per separated person out (NumPy).
 
     In difference mode the first `plate_frames` frames are the clean plate (the empty scene; they return no
-    people); `capture_plate()` captures it again, e.g. on a key press, from any thread.
+    people); `capture_plate()` captures it again, e.g. on a key press, from any thread. Per stream: the
+    plate and the estimated key colour belong to one camera.
     """
+
+    per_stream = True
 
     def __init__(self, settings: KeyingSettings | None = None):
         self.settings = settings or KeyingSettings()
@@ -104,6 +114,10 @@ class KeyingEngine:
         if self._size is None:
             raise RuntimeError("the keying size follows the frames: call infer() first")
         return self._size
+
+    @property
+    def plate_frames(self) -> int | None:
+        return self.settings.plate_frames if self.settings.mode == "difference" else None
 
     @property
     def plate_ready(self) -> bool:

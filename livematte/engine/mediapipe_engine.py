@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from livematte.config import MediaPipeConfig
-from livematte.engine.base import Instances, checked_frames
+from livematte.engine.base import Engine, Instances, checked_frames
 from livematte.mediapipe.detector import Detection, PoseDetector, sweep
 from livematte.mediapipe.landmarks import MIN_VISIBLE, Pose, PoseLandmarker
 from livematte.mediapipe.roi import Roi
@@ -51,10 +51,12 @@ class _Person:
         return self.pose.next_roi.moved(self.shift(frame))
 
 
-class MediaPipeEngine:
+class MediaPipeEngine(Engine):
     """Engine protocol on CPU: uint8 BGR frames in, one soft matte per person out (NumPy).
 
     Keeps per-stream state (who is followed): one engine per stream."""
+
+    per_stream = True
 
     def __init__(self, cfg: MediaPipeConfig, stills: bool = False):
         self.cfg, self.stills = cfg, stills

@@ -7,56 +7,21 @@ them, so the three give the same mattes up to the network's own numerics.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from kernels.letterbox import Letterbox, input_size_for
-from livematte.engine.base import Instances
-from livematte.model.e2ehim import MEAN, STD, E2EHIMOutput
-from livematte.model.postprocess import PostprocessConfig, postprocess
-
-MULTIPLE = 32
-
-
-def check_input_size(input_size: tuple[int, int] | None) -> None:
-    if input_size is not None and (input_size[0] % MULTIPLE or input_size[1] % MULTIPLE or min(input_size) <= 0):
-        raise ValueError(f"input_size must be positive multiples of {MULTIPLE}, got {input_size}")
+from livematte.engine.base import Engine, Instances
+from livematte.engine.postprocess import PostprocessConfig, postprocess
+from livematte.model.e2ehim import E2EHIMOutput
+from livematte.model.input import check_input_size, preprocess
 
 
-@functools.cache
-def normalisation(device: torch.device) -> tuple[Tensor, Tensor]:
-    """ImageNet mean and std as (1, 3, 1, 1) tensors on `device`, made once: on a GPU each new one
-    would be a host-to-device copy per frame. Normal tensors even when first asked for under inference_mode,
-    so callers outside it (export, training) can use them too."""
-    with torch.inference_mode(False):
-        return tuple(torch.tensor(v, device=device).view(1, 3, 1, 1) for v in (MEAN, STD))
-
-
-def preprocess(frames: Tensor, box: Letterbox) -> Tensor:
-    """uint8 BGR (B, H, W, 3) -> normalised RGB float (B, 3, out_h, out_w), letterboxed with zeros.
-
-    Bilinear resize (antialiased when shrinking) to the content size, then centred in the canvas;
-    the padding is 0 after normalisation.
-    """
-    x = frames.permute(0, 3, 1, 2).flip(1).float().div_(255.0)
-    if (box.content_h, box.content_w) != (box.src_h, box.src_w):
-        shrink = box.content_h < box.src_h or box.content_w < box.src_w
-        x = F.interpolate(x, size=(box.content_h, box.content_w), mode="bilinear", align_corners=False,
-                          antialias=shrink)
-    mean, std = normalisation(x.device)
-    x = (x - mean) / std
-    right = box.out_w - box.content_w - box.left
-    bottom = box.out_h - box.content_h - box.top
-    return F.pad(x, (box.left, right, box.top, bottom))
-
-
-class NetworkEngine:
+class NetworkEngine(Engine):
     """Base of the E2E-HIM engines (the Engine protocol); subclasses implement `_forward`.
 
     input_size: (h, w), multiples of 32; None follows the first frame's aspect (long side 640,
@@ -70,12 +35,16 @@ class NetworkEngine:
                  postprocess_config: PostprocessConfig, memory_format: torch.memory_format = torch.contiguous_format
                  ) -> None:
         check_input_size(input_size)
-        self.device = device
+        self._device = device
         self.config = postprocess_config
         self.memory_format = memory_format
         self._size = input_size
         if input_size is not None:
             self._start()
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
 
     @property
     def input_size(self) -> tuple[int, int]:

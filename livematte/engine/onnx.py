@@ -16,10 +16,10 @@ import torch
 from torch import Tensor
 
 from livematte.engine.network_engine import NetworkEngine
-from livematte.engine.torch_engine import Weights
+from livematte.engine.postprocess import PostprocessConfig
 from livematte.export.onnx import INPUT, OUTPUTS, ExportError, cached_export
+from livematte.model.build import Weights
 from livematte.model.e2ehim import E2EHIMOutput
-from livematte.model.postprocess import PostprocessConfig
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 

@@ -19,12 +19,12 @@ import torch
 from torch import Tensor
 
 from livematte.engine.network_engine import NetworkEngine
-from livematte.engine.torch_engine import Weights
+from livematte.engine.postprocess import PostprocessConfig
 from livematte.export.onnx import INPUT, OUTPUTS, ExportError, Precision, cached_export
 from livematte.export.tensorrt import build_plan
 from livematte.export.weights_id import weights_id
+from livematte.model.build import Weights
 from livematte.model.e2ehim import E2EHIMOutput
-from livematte.model.postprocess import PostprocessConfig
 from livematte.paths import cache_dir
 
 log = logging.getLogger(__name__)

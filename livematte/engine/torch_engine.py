@@ -1,47 +1,20 @@
 """E2E-HIM in PyTorch behind the Engine protocol, on CPU or CUDA (fp16 autocast, CUDA graphs).
 
-Frames are uploaded once as uint8 and pre-processed on the device (network_engine.preprocess, a
+Frames are uploaded once as uint8 and pre-processed on the device (model/input.py's preprocess, a
 torch stand-in for the kernels/ pre-process kernel); post-processing stays on the device too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
-from typing import Union
 
 import torch
 from torch import Tensor
 
 from livematte.engine.network_engine import NetworkEngine
-from livematte.model.checkpoint import find_weights, load_into, read_weights
+from livematte.engine.postprocess import PostprocessConfig
+from livematte.model.build import Weights, build_model
 from livematte.model.e2ehim import E2EHIM, E2EHIMOutput
-from livematte.model.postprocess import PostprocessConfig
-
-__all__ = ["TorchEngine", "Weights", "build_model"]
-
-Weights = Union[str, Path, Mapping[str, Tensor], E2EHIM]
-
-
-def build_model(weights: Weights, fused_alpha: bool = True) -> E2EHIM:
-    """A model from a ready module, a state dict with our names, a safetensors path or an installed name.
-
-    fused_alpha: see E2EHIM; a ready module of the other kind is copied into one of this kind.
-    """
-    if isinstance(weights, E2EHIM) and weights.alpha.fused == fused_alpha:
-        return weights
-    model = E2EHIM(fused_alpha=fused_alpha)
-    if isinstance(weights, E2EHIM):
-        model.load_state_dict(weights.state_dict())
-    elif isinstance(weights, Mapping):
-        load_into(model, weights)
-    else:
-        path = Path(weights)
-        if not path.is_file():
-            path = find_weights(str(weights))
-        load_into(model, read_weights(path), what=str(path))
-    return model
 
 
 class CapturedForward:

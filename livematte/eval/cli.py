@@ -31,7 +31,8 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentPa
     parser.add_argument("data", type=Path, help="image-instance dataset: images/NAME.jpg + alphas/NAME/00.png ...")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--weights", help="installed weights name, .safetensors file or training checkpoint (.pt)")
-    source.add_argument("--predictions", type=Path, metavar="DIR", help="mattes to score, in DIR/alphas/NAME/00.png ...")
+    source.add_argument("--predictions", type=Path, metavar="DIR",
+                        help="mattes to score, in DIR/alphas/NAME/00.png ...")
     parser.add_argument("--input-size", type=_input_size, default=(640, 640), metavar="WxH",
                         help="network input, letterboxed (default 640x640, the official size)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from kernels._arrays import host
+from livematte.engine.postprocess import PostprocessConfig
 from livematte.engine.torch_engine import TorchEngine
-from livematte.model.postprocess import PostprocessConfig
 from livematte.train.checkpoints import load_network
 from livematte.train.layout import LayoutError, Sample, alpha_files, read_alphas
 

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from livematte.engine.network_engine import check_input_size
-from livematte.engine.torch_engine import Weights, build_model
 from livematte.export.weights_id import weights_id
+from livematte.model.build import Weights, build_model
 from livematte.model.e2ehim import E2EHIMOutput
+from livematte.model.input import check_input_size
 from livematte.paths import cache_dir
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
-from livematte.engine.torch_engine import Weights
+from livematte.model.build import Weights
 from livematte.model.checkpoint import find_weights, read_weights
 from livematte.model.e2ehim import E2EHIM
 

@@ -40,7 +40,8 @@ def run_list(args: argparse.Namespace) -> int:
     missing = {m.name for m in missing_models()}
     table = Table("file", "state", "what", "sha256")
     for model in MODELS:
-        table.add_row(model.name, "missing or damaged" if model.name in missing else "ok", model.what, model.sha256[:16])
+        table.add_row(model.name, "missing or damaged" if model.name in missing else "ok", model.what,
+                      model.sha256[:16])
     console = Console()
     console.print(f"{models_dir()} (from the {WHEEL} wheel, Apache-2.0)", highlight=False, soft_wrap=True)
     console.print(table)

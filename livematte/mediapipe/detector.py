@@ -27,7 +27,8 @@ SIDE = 224
 STRIDES = (8, 16, 32, 32, 32)
 SAME_FACE = 0.3  # two faces nearer than this x the body's length (hip to top) are one person's
 Square = tuple[int, int, int]  # (x0, y0, side) of a part of the frame the detector reads
-BOXES, SCORES = "Identity", "Identity_1"  # the model's output names: (2254, 12) box and keypoint offsets, (2254, 1) logits
+# the model's output names: (2254, 12) box and keypoint offsets, (2254, 1) logits
+BOXES, SCORES = "Identity", "Identity_1"
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """E2E-HIM (end-to-end human instance matting) with the Swin-Tiny backbone.
 
-Computes the official network's function (shared/e2ehim/ARCHITECTURE.md) for any batch and any
+Computes the official network's function for any batch and any
 H, W that are multiples of 32. The 20 queries' generated 1x1 convolutions run as one batched matmul
 each; the full-resolution alpha head folds its two linear convolutions and the queries' kernels into
-one convolution (AlphaHead). official_names.py maps the official checkpoint's names to ours.
+one convolution (AlphaHead). official_names.py maps the official checkpoint's names
+(official_manifest.tsv: every tensor's name, shape and type) to ours.
 """
 
 from __future__ import annotations
@@ -16,10 +17,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from livematte.model.conv import (Conv2d, UpsampledInputConv, edge_kernels, grouped_conv, phase_kernels,
-                                  upsample_taps, upsampled_conv)
-from livematte.model.layers import (ConvNormAct, ConvResStage, Mlp, PositionAttention, dynamic_conv, leaky,
-                                    relu, upsample)
+from livematte.model.conv import (
+    Conv2d,
+    UpsampledInputConv,
+    edge_kernels,
+    grouped_conv,
+    phase_kernels,
+    upsample_taps,
+    upsampled_conv,
+)
+from livematte.model.layers import (
+    ConvNormAct,
+    ConvResStage,
+    Mlp,
+    PositionAttention,
+    dynamic_conv,
+    leaky,
+    relu,
+    upsample,
+)
 from livematte.model.swin import SwinTiny
 
 NUM_QUERIES = 20
@@ -27,8 +43,6 @@ HIDDEN = 256
 VALUE_DIM = 128
 TRIMAP_CLASSES = 3  # background, unknown, foreground
 ALPHA_FEATURES = 64
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
 
 
 class E2EHIMOutput(NamedTuple):

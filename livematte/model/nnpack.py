@@ -105,7 +105,9 @@ def _call(algorithm: int, strategy: int, in_channels: int, out_channels: int, si
           padding: int, k: int, image: Tensor | None, kernel: Tensor, bias: Tensor | None, out: Tensor | None,
           workspace: Tensor | None, workspace_size: c_size_t) -> int:
     """One nnp_convolution_inference call; tensors as pointers, None as NULL (a NULL workspace asks its size)."""
-    pointer = (lambda t: None if t is None else t.data_ptr())
+    def pointer(t: Tensor | None) -> int | None:
+        return None if t is None else t.data_ptr()
+
     return _library().convolution(
         algorithm, strategy, in_channels, out_channels, _Size(size[1], size[0]),
         _Padding(padding, padding, padding, padding), _Size(k, k), _Size(1, 1), pointer(image), pointer(kernel),

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from livematte.engine.torch_engine import build_model
+from livematte.model.build import build_model
 from livematte.model.e2ehim import E2EHIM
 
 FORMAT = "livematte-train-checkpoint"
@@ -63,11 +63,13 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise TrainCheckpointError(f"checkpoint {path} not found; pass a step_*.pt file from a run's checkpoints/ folder")
+        raise TrainCheckpointError(f"checkpoint {path} not found; "
+                                   "pass a step_*.pt file from a run's checkpoints/ folder")
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for damaged or foreign files
-        raise TrainCheckpointError(f"{path}: not a readable training checkpoint ({exc}); use another step_*.pt") from exc
+        raise TrainCheckpointError(f"{path}: not a readable training checkpoint ({exc}); "
+                                   "use another step_*.pt") from exc
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise TrainCheckpointError(f"{path} is not a livematte training checkpoint; an official E2E-HIM checkpoint is "
                                    "installed with `livematte weights import PATH` instead")

@@ -81,13 +81,15 @@ class AugmentConfig(Strict):
 
 class TargetConfig(Strict):
     trimap_width: int = Field(10, ge=0, le=100, description="unknown band around soft edges, pixels at training size")
-    min_area: float = Field(16.0, ge=0, description="people with less alpha area (pixels) after augmentation are dropped")
+    min_area: float = Field(16.0, ge=0,
+                            description="people with less alpha area (pixels) after augmentation are dropped")
 
 
 class ModelConfig(Strict):
     init: str | None = Field(None, description="installed weights name (e.g. the imported official checkpoint), "
                                                ".safetensors file or training checkpoint (.pt); null = from scratch")
-    freeze_backbone: bool = Field(False, description="keep the stem and Swin backbone fixed (fine-tuning on little data)")
+    freeze_backbone: bool = Field(False,
+                                  description="keep the stem and Swin backbone fixed (fine-tuning on little data)")
 
 
 class OptimConfig(Strict):

@@ -18,12 +18,11 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from kernels.letterbox import Letterbox
-from livematte.engine.network_engine import preprocess
 from livematte.model.e2ehim import NUM_QUERIES
+from livematte.model.input import preprocess
 from livematte.train.augment import augment
 from livematte.train.compose import compose, cut_out
-from livematte.train.config import (AugmentConfig, CompositeData, DataConfig, InstancesData, SyntheticData,
-                                    TargetConfig)
+from livematte.train.config import AugmentConfig, CompositeData, DataConfig, InstancesData, SyntheticData, TargetConfig
 from livematte.train.layout import IMAGE_SUFFIXES, LayoutError, Sample, list_samples, read_image, read_sample
 from livematte.train.synthetic_data import SyntheticSpec, write_synthetic_dataset
 from livematte.train.targets import seg_from_alpha, trimap_from_alpha
@@ -57,7 +56,8 @@ class CompositeSource:
         if not self.people:
             raise LayoutError(f"{cfg.foregrounds} has no people (no alpha PNGs) to cut out")
         if not cfg.backgrounds.is_dir():
-            raise LayoutError(f"background folder {cfg.backgrounds} not found; set data.backgrounds to a folder of images")
+            raise LayoutError(f"background folder {cfg.backgrounds} not found; "
+                              "set data.backgrounds to a folder of images")
         self.backgrounds = sorted(p for p in cfg.backgrounds.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.backgrounds:
             raise LayoutError(f"{cfg.backgrounds} holds no .jpg, .jpeg or .png background images")
@@ -120,7 +120,8 @@ class TrainingSet(Dataset):
 
     def __init__(self, source: Source, size: int, augment_cfg: AugmentConfig, target_cfg: TargetConfig,
                  seed: int) -> None:
-        self.source, self.size, self.augment_cfg, self.target_cfg, self.seed = source, size, augment_cfg, target_cfg, seed
+        self.source, self.size, self.augment_cfg, self.target_cfg, self.seed = (
+            source, size, augment_cfg, target_cfg, seed)
 
     def __len__(self) -> int:
         return len(self.source)

@@ -41,7 +41,8 @@ def list_samples(root: Path) -> list[SampleFiles]:
     """Every image of a dataset with its alpha files, in name order."""
     images_dir, alphas_dir = root / "images", root / "alphas"
     if not root.is_dir():
-        raise LayoutError(f"dataset folder {root} not found; set the dataset root to a folder holding images/ and alphas/")
+        raise LayoutError(f"dataset folder {root} not found; "
+                          "set the dataset root to a folder holding images/ and alphas/")
     if not images_dir.is_dir() or not alphas_dir.is_dir():
         raise LayoutError(f"{root} needs images/ and alphas/ folders: images/NAME.jpg with one alpha per person in "
                           "alphas/NAME/00.png, 01.png ...")
@@ -52,7 +53,8 @@ def list_samples(root: Path) -> list[SampleFiles]:
     if orphans:
         shown = ", ".join(orphans[:_SHOWN]) + (" ..." if len(orphans) > _SHOWN else "")
         raise LayoutError(f"{len(orphans)} images in {images_dir} have no alphas/NAME/ folder ({shown}): add the "
-                          "people's alpha PNGs there (an empty folder for an image with nobody in it) or remove the images")
+                          "people's alpha PNGs there (an empty folder for an image with nobody in it) "
+                          "or remove the images")
     return [SampleFiles(p.stem, p, alpha_files(alphas_dir / p.stem)) for p in images]
 
 

@@ -40,7 +40,8 @@ def plot_losses(log: Path, out: Path) -> Path:
     steps = [r["step"] for r in records]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for key in ("total", "classification", "seg_focal", "seg_dice", "trimap", "alpha"):
-        ax.plot(steps, [max(r["loss"][key], 1e-8) for r in records], label=key, linewidth=2.0 if key == "total" else 1.0)
+        ax.plot(steps, [max(r["loss"][key], 1e-8) for r in records], label=key,
+                linewidth=2.0 if key == "total" else 1.0)
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")

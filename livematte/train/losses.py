@@ -54,7 +54,8 @@ def region_l1(alpha: Tensor, truth: Tensor, region: Tensor) -> Tensor:
     return ((alpha - truth).abs() * region).sum(dim=(1, 2)) / region.sum(dim=(1, 2)).clamp(min=1)
 
 
-def criterion(output: E2EHIMOutput, taps: Taps, targets: list[Targets], matches: list[Match], cfg: LossConfig) -> LossTerms:
+def criterion(output: E2EHIMOutput, taps: Taps, targets: list[Targets], matches: list[Match],
+              cfg: LossConfig) -> LossTerms:
     class_logits = output.class_logits.float()
     labels = torch.zeros(class_logits.shape[:2], dtype=torch.long, device=class_logits.device)
     for b, match in enumerate(matches):

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 
 from livematte.model.checkpoint import InstalledWeights
@@ -112,8 +111,9 @@ class Trainer:
         config = self.cfg.model_dump(mode="json")
         sums: dict[str, float] = {}
         count, began, checkpoint, step = 0, time.monotonic(), None, self.start
-        columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
-                   TextColumn("lr {task.fields[lr]:.2e}"), TimeElapsedColumn(), TimeRemainingColumn())
+        columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("lr {task.fields[lr]:.2e}"),
+                   TimeElapsedColumn(), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), disable=not show_progress) as progress:
             task = progress.add_task("train", total=stop, completed=self.start, loss=float("nan"),
                                      lr=self.state.scheduler.get_last_lr()[0])

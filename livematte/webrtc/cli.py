@@ -6,9 +6,9 @@ import argparse
 import logging
 
 from livematte.cli_args import add_config_args
-from livematte.config import DEFAULT_CONFIG, load_config
+from livematte.config import load_config, preset_path
 
-SERVE_CONFIG = DEFAULT_CONFIG.parent / "serve.yaml"
+SERVE_CONFIG = preset_path("serve.yaml")
 
 
 def add_serve_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

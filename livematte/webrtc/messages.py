@@ -69,7 +69,8 @@ class PersonState(Strict):
 
     @classmethod
     def of(cls, spec: PersonEffectConfig) -> "PersonState":
-        return cls(effect=spec.effect, tint=spec.tint, strength=spec.strength, own_background=spec.background is not None)
+        return cls(effect=spec.effect, tint=spec.tint, strength=spec.strength,
+                   own_background=spec.background is not None)
 
 
 class Selected(Strict):

@@ -72,7 +72,8 @@ class DemoServer:
             return refuse(503, f"the server is busy: it serves at most {limit} browser{'s' * (limit > 1)} at once "
                                "(serve.max_peers); try again when someone leaves")
         peer_id = secrets.token_urlsafe(16)
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in self.cfg.serve.ice_servers]))
+        pc = RTCPeerConnection(RTCConfiguration(
+            iceServers=[RTCIceServer(urls=url) for url in self.cfg.serve.ice_servers]))
         session = PeerSession(peer_id, self.cfg, self.engines.for_peer())
         self.peers[peer_id] = Peer(pc, session)
         pc.on("datachannel", session.attach_channel)

@@ -29,10 +29,19 @@ from livematte.config import BackgroundConfig, Config, PersonEffectConfig
 from livematte.engine.base import Engine
 from livematte.frame import Frame
 from livematte.processor import FrameProcessor
-from livematte.webrtc.engines import clean_plate
 from livematte.webrtc.latest import Latest, LatestClosed
-from livematte.webrtc.messages import (ChangeEffect, EffectSet, Failure, MessageError, PersonState,
-                                       PlateCapturing, Select, Selected, Stats, parse_request)
+from livematte.webrtc.messages import (
+    ChangeEffect,
+    EffectSet,
+    Failure,
+    MessageError,
+    PersonState,
+    PlateCapturing,
+    Select,
+    Selected,
+    Stats,
+    parse_request,
+)
 from livematte.webrtc.track import Output, ProcessedTrack
 from livematte.webrtc.uploads import save_image
 
@@ -179,12 +188,12 @@ class PeerSession:
         return EffectSet(track=request.track, state=PersonState.of(spec))
 
     async def _capture_plate(self) -> PlateCapturing:
-        engine = clean_plate(self.engine)
-        if engine is None:
+        frames = self.engine.plate_frames
+        if frames is None:
             raise MessageError("this engine needs no empty scene: only the keying engine's difference key "
                                "(engine.keying.mode=difference) keys against one")
-        await self._run(engine.capture_plate)
-        return PlateCapturing(frames=engine.settings.plate_frames)
+        await self._run(self.engine.capture_plate)
+        return PlateCapturing(frames=frames)
 
     def _replace_background(self, path: Path) -> None:
         """A new compositor with an image background; the effect assignments carry over."""
@@ -210,11 +219,10 @@ class PeerSession:
 
     def _take_stage_ms(self) -> dict[str, float]:
         """Median per stage since the last call (and the samples dropped, so a long session stays small)."""
-        times = self.processor.times
-        medians = {stage: round(float(np.median(samples)), 2) for stage, samples in times.items() if samples}
-        for samples in times.values():
+        taken = {stage: round(ms, 2) for stage, ms in self.processor.stage_ms().items()}
+        for samples in self.processor.times.values():
             samples.clear()
-        return medians
+        return taken
 
     # --- plumbing --------------------------------------------------------------------------------
 

@@ -89,7 +89,8 @@ def click(driver: webdriver.Chrome, point: tuple[float, float]) -> None:
     in the element)."""
     video = driver.find_element(By.ID, "processed")
     width, height, video_width, video_height = driver.execute_script(
-        "const v = arguments[0], r = v.getBoundingClientRect(); return [r.width, r.height, v.videoWidth, v.videoHeight];",
+        "const v = arguments[0], r = v.getBoundingClientRect(); "
+        "return [r.width, r.height, v.videoWidth, v.videoHeight];",
         video)
     scale = min(width / video_width, height / video_height)
     fx, fy = point
@@ -152,7 +153,8 @@ def run(url: str, camera: str, background: str, report: dict[str, Any]) -> None:
                                                           and near(s["people"][1], MAGENTA))
 
             driver.find_element(By.ID, "background-file").send_keys(background)
-            report["uploaded"], report["uploaded_s"] = wait(frame, lambda s: all(near(c, ORANGE) for c in s["background"]))
+            report["uploaded"], report["uploaded_s"] = wait(
+                frame, lambda s: all(near(c, ORANGE) for c in s["background"]))
             report["upload_message"] = message(driver)
             report["stats"], _ = wait(lambda: driver.execute_script(STATS),
                                       lambda stats: stats.get(GLASS, "–") != "–")

@@ -19,8 +19,16 @@ from typing import Any
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.helpers.browser_client import (MAGENTA, browser, click, grab, print_report, server_peers,
-                                          shows_processed_video, wait)
+from tests.helpers.browser_client import (
+    MAGENTA,
+    browser,
+    click,
+    grab,
+    print_report,
+    server_peers,
+    shows_processed_video,
+    wait,
+)
 from tests.helpers.fake_camera import ScenePoints, near
 
 

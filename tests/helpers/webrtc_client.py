@@ -66,7 +66,8 @@ class Received:
         start = time.monotonic()
         while time.monotonic() < deadline:
             if self.image is not None:
-                samples = {"people": sample(self.image, points.people), "background": sample(self.image, points.background)}
+                samples = {"people": sample(self.image, points.people),
+                           "background": sample(self.image, points.background)}
                 if check(samples):
                     break
             await asyncio.sleep(0.1)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from kernels.letterbox import Letterbox
+from livematte.engine.postprocess import PostprocessConfig, fuse_trimap, postprocess
 from livematte.model.e2ehim import E2EHIMOutput
-from livematte.model.postprocess import PostprocessConfig, fuse_trimap, postprocess
 
 Q = 20
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 1, 2
