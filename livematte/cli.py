@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from livematte.cli_args import add_config_args, size
+from livematte.cli_args import add_config_args, positive, size
 from livematte.compositor import CompositorError
 from livematte.config import ConfigError, load_config
 from livematte.engine.base import EngineError
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_show_config)
     bench = commands.add_parser("bench", help="run the pipeline for N frames; JSON report and plots")
     add_config_args(bench)
-    bench.add_argument("--frames", type=int, default=300, help="frames through the pipeline (default 300)")
+    bench.add_argument("--frames", type=positive, default=300, help="frames through the pipeline (default 300)")
     bench.add_argument("--compare", metavar="FILE", help="a second config, run in the same process; prints ratios")
     bench.add_argument("--out", type=Path, default=Path("bench/results"), help="folder of the report and plots")
     bench.add_argument("--name", default="bench", help="file name stem of the report (default bench)")
@@ -102,8 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def stop_as_ctrl_c() -> None:
+    """SIGTERM and SIGHUP (kill, systemd, Docker, `timeout`, a closed terminal) stop a command as Ctrl-C
+    does: sources closed, every output finalised, so a recording stays playable instead of being cut off
+    without its index."""
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     tune_process()
+    stop_as_ctrl_c()
     logging.basicConfig(level="INFO", format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
     args = build_parser().parse_args(argv)
     try:
@@ -111,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, SourceError, SinkError, EngineError, CompositorError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
+    except KeyboardInterrupt:  # a stop before the pipeline handles Ctrl-C itself, or a second one during shutdown
+        console.print("stopped")
+        return 130
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ async function showStats(stats) {
   const parts = [ms(times.encode), ms(times.rtt), stats.server_ms, ms(times.jitter), ms(times.decode)];
   const rows = [
     ["server fps", stats.fps.toFixed(1)],
-    ["video", `${stats.width}×${stats.height}, ${stats.people} people, ${stats.dropped} stale frames dropped`],
+    ["video", `${stats.width}×${stats.height}, ${stats.people} ${stats.people === 1 ? "person" : "people"}, ${stats.dropped} stale frames dropped`],
     ...Object.entries(stats.stages_ms).map(([stage, value]) => [`${STAGE_NAMES[stage] ?? stage} ms`, value.toFixed(1)]),
     ["server, arrival to sent ms", stats.server_ms?.toFixed(1) ?? "–"],
     ["network round trip ms", times.rtt == null ? "–" : ms(times.rtt).toFixed(1)],
