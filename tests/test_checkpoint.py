@@ -193,3 +193,28 @@ def test_cli_import_failure_is_reported(tmp_path, capsys):
     path.write_bytes(b"junk")
     assert _cli("weights", "import", str(path)) == 1
     assert "junk.pth: not a readable PyTorch checkpoint" in capsys.readouterr().err
+
+
+def test_non_finite_tensors_are_refused(tmp_path, official):
+    damaged = dict(official)
+    name = next(n for n, t in official.items() if t.is_floating_point() and not is_unused(n))
+    damaged[name] = torch.full_like(official[name], math.nan)
+    with pytest.raises(CheckpointError, match=f"1 tensors hold NaN or infinite values \\({name}\\)"):
+        convert(damaged)
+
+
+def test_cli_remove_deletes_the_weights_and_list_is_whole_when_piped(tmp_path, official, capsys):
+    path = tmp_path / "official.pth"
+    torch.save(official, path)
+    assert _cli("weights", "import", str(path), "--name", "to-remove") == 0
+    capsys.readouterr()
+    assert not list(find_weights("to-remove").parent.glob("*.partial"))  # both files renamed into place
+    assert _cli("weights", "list") == 0
+    header, row = capsys.readouterr().out.splitlines()  # captured output is not a terminal: tab-separated
+    assert header.split("\t")[0] == "name" and row.split("\t")[0] == "to-remove"
+    assert len(row.split("\t")[2]) == 64 and row.split("\t")[4].endswith("to-remove.safetensors")  # not cut
+    assert _cli("weights", "remove", "to-remove") == 0
+    assert "removed to-remove" in capsys.readouterr().out
+    assert installed_weights() == []
+    assert _cli("weights", "remove", "to-remove") == 1
+    assert "no installed weights named 'to-remove'" in capsys.readouterr().err

@@ -117,6 +117,11 @@ def convert(official: Mapping[str, Tensor], what: str = "checkpoint") -> dict[st
                         for n in manifest.keys() & official.keys() if _spec(official[n]) != manifest[n])
     if missing or extra or mismatched:
         raise CheckpointMismatch(what, missing, extra, mismatched, _IMPORT_HINT)
+    broken = sorted(n for n, t in official.items() if t.is_floating_point() and not torch.isfinite(t).all())
+    if broken:
+        shown = ", ".join(broken[:_SHOWN]) + (f" and {len(broken) - _SHOWN} more" if len(broken) > _SHOWN else "")
+        raise CheckpointError(f"{what}: {len(broken)} tensors hold NaN or infinite values ({shown}): the file is "
+                              f"damaged or not a trained checkpoint. {_IMPORT_HINT}")
     return {our_name(n): t.contiguous() for n, t in official.items() if not is_unused(n)}
 
 
@@ -148,13 +153,21 @@ def install_weights(tensors: Mapping[str, Tensor], source: Path, name: str) -> I
                               source_sha256=file_sha256(source), mapping_version=MAPPING_VERSION,
                               imported=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                               tensors=len(tensors))
-    partial = record.path.with_suffix(".partial")
-    save_file(tensors, str(partial), metadata={"format": FORMAT, "mapping_version": str(MAPPING_VERSION),
+    weights, meta = record.path.with_suffix(".partial"), record.path.with_suffix(".json.partial")
+    save_file(tensors, str(weights), metadata={"format": FORMAT, "mapping_version": str(MAPPING_VERSION),
                                                "source_sha256": record.source_sha256})
-    partial.replace(record.path)
-    info = asdict(record) | {"path": record.path.name, "format": FORMAT}
-    record.path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    meta.write_text(json.dumps(asdict(record) | {"path": record.path.name, "format": FORMAT}, indent=2) + "\n")
+    weights.replace(record.path)  # both files are complete before either replaces an installed one
+    meta.replace(record.path.with_suffix(".json"))
     return record
+
+
+def remove_weights(name: str) -> Path:
+    """Delete the installed weights called `name` (its file and record); the path it had."""
+    path = find_weights(name)
+    path.with_suffix(".json").unlink()
+    path.unlink()
+    return path
 
 
 def installed_weights() -> list[InstalledWeights]:
