@@ -42,6 +42,7 @@ tune_process()  # before torch loads: libgomp reads then how its threads wait, a
 from kernels.letterbox import Letterbox
 from livematte.config import Config, MediaPipeConfig, load_config
 from livematte.engine.mediapipe_engine import MediaPipeEngine
+from livematte.eval.metrics import UNCHANGED, flicker
 from livematte.frame import Frame
 from livematte.processor import FrameProcessor
 from pipelines.bench import percentiles, pipeline_run
@@ -51,7 +52,6 @@ ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
 CLIP = MEDIA / "video_test2.mp4"
 W, H = 1280, 720
-UNCHANGED = 3  # grey levels: a pixel whose picture changed less than this "did not change"
 
 
 def clip_frames() -> list[np.ndarray]:
@@ -154,23 +154,6 @@ def tracked_mattes(frames: list[np.ndarray], mode: str, *extra: str) -> list[dic
         people = processor.track(Frame(pixels, i, time.monotonic_ns())).people
         out.append(dict(zip(people.ids, np.asarray(people.mattes))))
     return out
-
-
-def flicker(frames: list[np.ndarray], mattes: list[dict[int, np.ndarray]]) -> dict[int, float]:
-    """Per id: mean |alpha_t - alpha_t-1| over the pixels whose picture did not change and that either
-    matte covers (elsewhere both are 0, which would only dilute the figure)."""
-    grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.int16) for f in frames]
-    sums: dict[int, list[float]] = {}
-    for t in range(1, len(frames)):
-        still = np.abs(grey[t] - grey[t - 1]) < UNCHANGED
-        for track, alpha in mattes[t].items():
-            before = mattes[t - 1].get(track)
-            if before is None:
-                continue
-            region = still & ((alpha > 0.01) | (before > 0.01))
-            if region.any():
-                sums.setdefault(track, []).append(float(np.abs(alpha - before)[region].mean()))
-    return {track: float(np.mean(values)) for track, values in sums.items()}
 
 
 def centroids(mattes: list[dict[int, np.ndarray]], track: int) -> np.ndarray:

@@ -93,11 +93,13 @@ __device__ __forceinline__ float saturate(float v, float low, float high) {
 // Track i reads its previous state at p - shifts[i] from prev_* (tracks, prev_h, prev_w), a copy of the
 // state whose top-left lies at origins[i] in the frame (0 outside it; the state arrays themselves when
 // every shift is 0), and its change map at cells + i * cells_stride (stride 0: one map shared by every
-// track); a blind track (empty prediction) is static everywhere.
+// track); a blind track (empty prediction) is static everywhere. With per-track maps (stride > 0) a pixel
+// that frame_cells, the unshifted map, calls still reads its own previous state: what did not change in
+// place did not move, whatever the track's shift says.
 extern "C" __global__ void fuse_causal(
     const float* alpha, float* matte, unsigned char* age, unsigned char* pend, const float* prev_matte,
     const unsigned char* prev_age, const unsigned char* prev_pend, const int* origins, int prev_h, int prev_w,
-    const unsigned char* new_track,
+    const unsigned char* new_track, const unsigned char* frame_cells,
     const int* shifts, const unsigned char* blind, const unsigned char* cells, long long cells_stride,
     const int* count, int tracks, int h, int w, int s, int cells_h, int cells_w, float cut_cells, int force_reset,
     float eps, int max_age, float blend, float low, float high) {
@@ -105,8 +107,9 @@ extern "C" __global__ void fuse_causal(
     int track, y, x;
     if (!track_pixel(tracks, h, w, &idx, &track, &y, &x)) return;
     bool reset = force_reset || (float)count[0] > cut_cells || new_track[track];
-    int sy = y - shifts[2 * track] - origins[2 * track];
-    int sx = x - shifts[2 * track + 1] - origins[2 * track + 1];
+    bool here = cells_stride != 0 && !blind[track] && !dilated(frame_cells, y, x, s, cells_h, cells_w);
+    int sy = y - origins[2 * track] - (here ? 0 : shifts[2 * track]);
+    int sx = x - origins[2 * track + 1] - (here ? 0 : shifts[2 * track + 1]);
     bool inside = sy >= 0 && sy < prev_h && sx >= 0 && sx < prev_w;
     long long src = ((long long)track * prev_h + sy) * prev_w + sx;
     float a = alpha[idx];
@@ -118,7 +121,7 @@ extern "C" __global__ void fuse_causal(
     int new_pend = 0;
     // where nothing is predicted and nothing held there is no state (the CPU twin skips such pixels)
     bool empty = a == 0.0f && q == 0.0f;
-    bool still = blind[track] || !dilated(cells + track * cells_stride, y, x, s, cells_h, cells_w);
+    bool still = blind[track] || here || !dilated(cells + track * cells_stride, y, x, s, cells_h, cells_w);
     if (!reset && !empty && still) {
         if (fabsf(a - q) <= eps) {
             if (held < max_age) {
@@ -137,13 +140,14 @@ extern "C" __global__ void fuse_causal(
 }
 
 // MaGGIe's two-sided rule for frame t, run when t + 1 arrives: keep the previous fused matte where the
-// forward (t-1 -> t) and backward (t -> t+1) change maps are both static and the next prediction
-// agrees with it; otherwise take the current prediction.
+// forward (t-1 -> t) and backward (t -> t+1) change maps are both static and the next prediction agrees
+// with it (moved by blend towards the current prediction when that agrees too); otherwise take the
+// current prediction.
 extern "C" __global__ void fuse_exact(
     const float* alpha, const float* alpha_next, float* matte, const unsigned char* new_track,
     const unsigned char* has_next, const unsigned char* cells_fwd, const int* count_fwd,
     const unsigned char* cells_bwd, const int* count_bwd, int tracks, int h, int w, int s, int cells_h,
-    int cells_w, float cut_cells, int force_reset, float eps, float low, float high) {
+    int cells_w, float cut_cells, int force_reset, float eps, float blend, float low, float high) {
     long long idx;
     int track, y, x;
     if (!track_pixel(tracks, h, w, &idx, &track, &y, &x)) return;
@@ -152,7 +156,8 @@ extern "C" __global__ void fuse_exact(
     float out = alpha[idx];
     if (!fresh && !dilated(cells_fwd, y, x, s, cells_h, cells_w) && !dilated(cells_bwd, y, x, s, cells_h, cells_w)
         && fabsf(alpha_next[idx] - matte[idx]) <= eps) {
-        out = matte[idx];
+        float q = matte[idx];
+        out = fabsf(out - q) <= eps ? q + blend * (out - q) : q;
     }
     matte[idx] = saturate(out, low, high);
 }

@@ -1,4 +1,4 @@
-"""The `livematte` command: run, bench, config, models, weights, export, serve, train, eval."""
+"""The `livematte` command: run, warmup, bench, config, models, weights, export, serve, train, eval."""
 
 from __future__ import annotations
 
@@ -62,6 +62,23 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# Tiny jobs that reach every CPU kernel `make run` and a video call use (the default preset's effects, then
+# blurs), so that numba compiles them once, at set-up, not while a first run shows nothing.
+WARMUP_JOBS = ([], ["effects.background.kind=blur", "effects.default.effect=blur"])
+
+
+def _warmup(args: argparse.Namespace) -> int:
+    from pipelines.live import run
+
+    with console.status("compiling the CPU kernels (once; numba caches them next to their sources)"):
+        for extra in WARMUP_JOBS:
+            cfg = load_config(overrides=["source.width=64", "source.height=48", "source.frames=3",
+                                         "sinks.0.kind=null", *extra])
+            run(cfg, show_progress=False)
+    console.print("CPU kernels compiled")
+    return 0
+
+
 def _show_config(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
@@ -81,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the live pipeline (the main job)")
     add_config_args(run)
     run.set_defaults(func=_run)
+    commands.add_parser("warmup", help="compile the CPU kernels now (the set-up runs it)").set_defaults(func=_warmup)
     show = commands.add_parser("config", help="print the effective configuration after --config and --set")
     add_config_args(show)
     show.set_defaults(func=_show_config)

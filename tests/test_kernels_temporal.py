@@ -76,18 +76,20 @@ def clamp(v):
 def ref_causal(alpha, matte, age, pend, new, cells, p: FusionParams, reset, motion=None):
     """The guarded causal rule, one pixel at a time (pend cleared on agreement, no state where prediction and matte
     are both 0); returns new (matte, age, pend). motion: (shifts, blind, per-track cells): track i reads its
-    previous state at p - shifts[i] (0 outside the frame) and tests change on its own cells; a blind track
-    is static everywhere; the scene cut stays on the shared cells."""
+    previous state at p - shifts[i] (0 outside the frame) and tests change on its own cells, except where the
+    shared cells call p still: there it reads its own pixel's state and is static; a blind track reads at
+    p - shifts[i] and is static everywhere; the scene cut stays on the shared cells."""
     n, h, w = alpha.shape
     shifts, blind, track_cells = motion or (np.zeros((n, 2), int), np.zeros(n, bool), [cells] * n)
     out_matte, out_age, out_pend = np.empty_like(matte), np.empty_like(age), np.empty_like(pend)
     cut = cells.mean() > p.rho
     for i, y, x in np.ndindex(alpha.shape):
-        sy, sx = y - shifts[i][0], x - shifts[i][1]
+        here = motion is not None and not blind[i] and not ref_delta(cells, y, x, p.cell)
+        sy, sx = (y, x) if here else (y - shifts[i][0], x - shifts[i][1])
         inside = 0 <= sy < h and 0 <= sx < w
         a = alpha[i, y, x]
         q, held, waited = (matte[i, sy, sx], age[i, sy, sx], pend[i, sy, sx]) if inside else (np.float32(0), 0, 0)
-        changed = not blind[i] and ref_delta(track_cells[i], y, x, p.cell)
+        changed = not (blind[i] or here) and ref_delta(track_cells[i], y, x, p.cell)
         if new[i] or reset or cut or changed or (a == 0 and q == 0):
             out, age_out, pend_out = a, 0, 0
         elif abs(a - q) <= np.float32(p.eps):
@@ -330,11 +332,31 @@ def test_compensated_causal_matches_reference(cell, tracked):
     assert {(1, 1), (-1, -1), (0, 1)} <= seen_shifts and seen_blind > 0 and seen_pend > 0 and oldest == p.max_age
 
 
+def test_what_did_not_change_in_place_keeps_its_own_state_whatever_the_shift():
+    """A dancer's arm moves the whole track's shift; their still torso must be read where it is, not shifted."""
+    p = FusionParams(blend=0.0, eps=0.05, max_age=30)
+    h, w = 12, 16
+    before = np.random.default_rng(3).choice([0.0, 0.5, 1.0], (1, h, w)).astype(np.float32)
+    matte, age, pend = before.copy(), np.zeros((1, h, w), np.uint8), np.zeros((1, h, w), np.uint8)
+    alpha = np.clip(before + 0.01, 0, 1)  # agrees with the state where it is, not with the state moved by 3
+    frame = np.full((h, w, 3), 90, np.uint8)
+    cells, count = frame_changes(frame, frame.copy(), p)  # nothing changed in place
+    moved = np.ones((1, h, w), np.uint8)  # against the shifted previous frame, everything did
+    motion = Motion(np.array([[0, 3]], np.int32), np.zeros(1, np.uint8), moved, whole(1, h, w))
+    new = np.zeros(1, np.uint8)
+    expected = ref_causal(alpha, matte, age, pend, new, cells, p, False, (motion.shifts, motion.blind, moved))
+    fuse_causal(alpha, matte, age, pend, new, cells, count, p, False, None, motion)
+    for got, want in zip((matte, age, pend), expected):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(matte, before)
+    assert (age == 1).all(), "every pixel held"
+
+
 def still_frame():
     return np.full((16, 16, 3), 100, np.uint8)
 
 
-def warmed(alpha_value, p=FusionParams(eps=0.05, max_age=30)):
+def warmed(alpha_value, p=FusionParams(blend=0.0, eps=0.05, max_age=30)):
     stream = Stream(1, 16, 16, p)
     stream.step(still_frame(), np.full((1, 16, 16), alpha_value), reset=True)
     return stream
@@ -402,7 +424,7 @@ def test_changed_image_takes_prediction():
 
 
 def test_dilation_reaches_neighbouring_cells_only():
-    p = FusionParams(cell=4, eps=0.05)
+    p = FusionParams(cell=4, eps=0.05, blend=0.0)
     stream = Stream(1, 16, 16, p)
     stream.step(still_frame(), np.full((1, 16, 16), 0.5), reset=True)
     frame = still_frame()
@@ -429,14 +451,14 @@ def test_one_frame_pop_is_ignored():
 
 
 def test_age_limit_bounds_how_long_a_value_is_carried():
-    p = FusionParams(eps=0.05, max_age=2)
+    p = FusionParams(blend=0.0, eps=0.05, max_age=2)
     stream = warmed(0.5, p)
     outputs = [stream.step(still_frame(), np.full((1, 16, 16), 0.52))[0][0, 0, 0] for _ in range(3)]
     assert outputs == [np.float32(0.5), np.float32(0.5), np.float32(0.52)]
 
 
 def test_scene_cut_resets_every_track():
-    stream = Stream(2, 16, 16, FusionParams(eps=0.05, rho=0.5))
+    stream = Stream(2, 16, 16, FusionParams(blend=0.0, eps=0.05, rho=0.5))
     stream.step(still_frame(), np.full((2, 16, 16), 0.5), reset=True)
     stream.step(still_frame(), np.full((2, 16, 16), 0.9))
     assert np.all(stream.pend == 1)
@@ -445,7 +467,7 @@ def test_scene_cut_resets_every_track():
 
 
 def test_new_track_takes_prediction_and_others_hold():
-    stream = Stream(2, 16, 16, FusionParams(eps=0.05))
+    stream = Stream(2, 16, 16, FusionParams(blend=0.0, eps=0.05))
     stream.step(still_frame(), np.full((2, 16, 16), 0.5), reset=True)
     fused, cut = stream.step(still_frame(), np.full((2, 16, 16), 0.52), new=[0, 1])
     assert not cut and np.all(fused[0] == 0.5) and np.allclose(fused[1], 0.52)
@@ -477,13 +499,16 @@ def ref_exact(alpha, alpha_next, matte, new, has_next, cells_fwd, cells_bwd, p, 
         keep = (not fresh_all and not new[i] and has_next[i] and not ref_delta(cells_fwd, y, x, p.cell)
                 and not ref_delta(cells_bwd, y, x, p.cell)
                 and abs(alpha_next[i, y, x] - matte[i, y, x]) <= np.float32(p.eps))
-        out[i, y, x] = clamp(matte[i, y, x] if keep else alpha[i, y, x])
+        q, a = matte[i, y, x], alpha[i, y, x]
+        moved = q + np.float32(p.blend) * (a - q) if abs(a - q) <= np.float32(p.eps) else q
+        out[i, y, x] = clamp(moved if keep else a)
     return out
 
 
-def test_exact_matches_reference():
+@pytest.mark.parametrize("blend", [0.0, 0.25])
+def test_exact_matches_reference(blend):
     rng = np.random.default_rng(5)
-    p = FusionParams(tau_y=12, cell=4, rho=0.6, eps=0.15)
+    p = FusionParams(tau_y=12, cell=4, rho=0.6, eps=0.15, blend=blend)
     h, w, n = 17, 21, 3
     frames = rng.integers(0, 256, (3, h, w, 3), dtype=np.uint8)
     frames[1, 8:] = frames[0, 8:]
@@ -505,7 +530,7 @@ def test_exact_matches_reference():
 
 
 def test_exact_two_sided_hold_and_release():
-    p = FusionParams(eps=0.05)
+    p = FusionParams(blend=0.0, eps=0.05)
     frame = still_frame()
     prev = np.zeros((16, 16, 3), np.uint8)
     frame_changes(frame, prev, p)
@@ -520,7 +545,7 @@ def test_exact_two_sided_hold_and_release():
 
 
 def test_torch_state_is_updated_in_place():
-    p = FusionParams(eps=0.05)
+    p = FusionParams(blend=0.0, eps=0.05)
     prev = torch.zeros((16, 16, 3), dtype=torch.uint8)
     frame = torch.from_numpy(still_frame())
     cells, count = frame_changes(frame, prev, p)

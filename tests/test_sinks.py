@@ -27,6 +27,22 @@ def test_file_sink_writes_h264_with_every_frame(tmp_path):
     assert [int(f.mean()) for f in frames[::6]] == pytest.approx([0, 60, 120, 180, 240], abs=3)
 
 
+@pytest.mark.parametrize("name", ["live.mp4", "live.mkv"])
+def test_live_pictures_keep_their_capture_time_outages_included(tmp_path, name):
+    """A 25 fps camera recorded by a sink opened at 30 fps, with a 3 s outage: the file lasts as long as
+    it was live, not frames / 30."""
+    path = tmp_path / name
+    start = 7_000_000_000
+    captured = [start + i * 40_000_000 for i in range(50)] + [start + 5_000_000_000 + i * 40_000_000 for i in range(50)]
+    with open_sink(FileSinkConfig(path=path), fps=30) as sink:
+        for i, at_ns in enumerate(captured):
+            sink.write(np.full((72, 128, 3), 2 * i, np.uint8), at_ns=at_ns)
+    with av.open(str(path)) as container:
+        times = [frame.time for frame in container.decode(video=0)]
+    assert len(times) == 100  # the first picture may start late by the encoder's reordering delay (MP4)
+    assert [t - times[0] for t in times] == pytest.approx([(at - start) / 1e9 for at in captured], abs=0.002)
+
+
 def test_file_sink_pads_odd_sizes_and_flattens_alpha(tmp_path):
     path = tmp_path / "odd.mp4"
     image = np.zeros((33, 51, 4), np.uint8)

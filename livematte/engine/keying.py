@@ -223,8 +223,9 @@ def screen_channel(key: np.ndarray) -> tuple[int, float]:
     strength = float(key[channel] - np.delete(key, channel).max())
     if channel not in SCREEN_CHANNELS or strength < MIN_SCREEN_STRENGTH:
         raise ValueError(f"key colour BGR {tuple(int(c) for c in key)} is not a green or blue screen (the green or "
-                         f"blue level must exceed the others by {MIN_SCREEN_STRENGTH}): set KeyingSettings.key_colour "
-                         "to the screen's colour, or use mode='difference' with a clean plate")
+                         f"blue level must exceed the others by {MIN_SCREEN_STRENGTH}): set engine.keying.key_colour "
+                         "to the screen's colour, engine.keying.mode to difference (an empty room at start), or "
+                         "engine.kind to mediapipe (people without a screen)")
     return channel, strength
 
 

@@ -6,7 +6,8 @@ MAD = mean |p - g|, Grad = sum (|grad p| - |grad g|)^2 with first-derivative-of-
 phi the connectivity degree at threshold steps of 0.1 and the 0.15 cut-off. All over the whole
 image (instance matting has no trimap) and unscaled; tables apply the customary scales.
 Instance matching: people are paired by the Hungarian assignment on mask IoU (alpha >= 0.5).
-Temporal: dtSSD = per frame pair, the root mean square of (dp/dt - dg/dt) over pixels.
+Temporal: dtSSD = per frame pair, the root mean square of (dp/dt - dg/dt) over pixels; flicker, the
+same without ground truth, where the picture did not change.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 from dataclasses import dataclass
 from functools import cache
 
+import cv2
 import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
@@ -126,3 +128,25 @@ def dtssd(pred: np.ndarray, truth: np.ndarray) -> float:
         raise ValueError("dtSSD needs at least two frames")
     diff = np.diff(pred.astype(np.float64), axis=0) - np.diff(truth.astype(np.float64), axis=0)
     return float(np.sqrt((diff ** 2).reshape(len(diff), -1).mean(axis=1)).mean())
+
+
+UNCHANGED = 3  # grey levels: a pixel whose picture changed less than this "did not change"
+
+
+def flicker(frames: list[np.ndarray], mattes: list[dict[int, np.ndarray]]) -> dict[int, float]:
+    """No-reference flicker of each person's matte, for footage without ground truth: per id, mean
+    |alpha_t - alpha_t-1| over the pixels whose picture did not change (grey level within UNCHANGED) and
+    that either matte covers (elsewhere both are 0, which would only dilute the figure). frames: BGR
+    uint8; mattes: per frame, each id's (H, W) float matte."""
+    grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.int16) for f in frames]
+    sums: dict[int, list[float]] = {}
+    for t in range(1, len(frames)):
+        still = np.abs(grey[t] - grey[t - 1]) < UNCHANGED
+        for track, alpha in mattes[t].items():
+            before = mattes[t - 1].get(track)
+            if before is None:
+                continue
+            region = still & ((alpha > 0.01) | (before > 0.01))
+            if region.any():
+                sums.setdefault(track, []).append(float(np.abs(alpha - before)[region].mean()))
+    return {track: float(np.mean(values)) for track, values in sums.items()}
