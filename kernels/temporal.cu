@@ -89,7 +89,8 @@ __device__ __forceinline__ float saturate(float v, float low, float high) {
     return v;
 }
 
-// Guarded causal rule, one thread per (track, pixel); matte, age and pend are the state, updated in place.
+// Guarded causal rule, one thread per (track, pixel); matte, age and pend are the state, updated in place;
+// pend is which way (ROSE, FELL: kernels/temporal.py) the prediction left the held value last frame.
 // Track i reads its previous state at p - shifts[i] from prev_* (tracks, prev_h, prev_w), a copy of the
 // state whose top-left lies at origins[i] in the frame (0 outside it; the state arrays themselves when
 // every shift is 0), and its change map at cells + i * cells_stride (stride 0: one map shared by every
@@ -123,15 +124,16 @@ extern "C" __global__ void fuse_causal(
     bool empty = a == 0.0f && q == 0.0f;
     bool still = blind[track] || here || !dilated(cells + track * cells_stride, y, x, s, cells_h, cells_w);
     if (!reset && !empty && still) {
-        if (fabsf(a - q) <= eps) {
+        int moved = fabsf(a - q) <= eps ? AGREES : (a > q ? ROSE : FELL);
+        if (moved == AGREES) {
             if (held < max_age) {
                 out = q + blend * (a - q);
                 new_age = held + 1;
             }
-        } else if (waited == 0) {
+        } else if (waited != moved) {  // taken once it goes the same way a second frame
             out = q;
             new_age = held;
-            new_pend = 1;
+            new_pend = moved;
         }
     }
     matte[idx] = saturate(out, low, high);

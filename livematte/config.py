@@ -334,8 +334,8 @@ class TemporalConfig(Strict):
 
     mode: Literal["off", "causal", "exact"] = "causal"
     tau_y: float = Field(12.0, ge=0, description="grey-level change that marks the image as changed")
-    eps: float = Field(0.7, ge=0, le=1, description="largest matte difference still called agreement (larger "
-                                                     "ones wait a frame where the picture did not change)")
+    eps: float = Field(8 / 255, ge=0, le=1, description="largest matte difference still called agreement (larger "
+                                                       "ones wait until they persist, where the picture is still)")
     blend: float = Field(0.15, ge=0, le=1, description="how far an agreeing matte moves towards the engine's each "
                                                         "frame where the picture did not change (0 = hold)")
     max_age: int = Field(30, ge=0, le=255, description="frames a held value may be carried")

@@ -7,6 +7,7 @@ and open lazily on the first frame, when the output size is known.
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
 from fractions import Fraction
 
@@ -78,7 +79,7 @@ def _even(image: np.ndarray) -> np.ndarray:
 
 TIME_BASE = Fraction(1, 1000)  # of a video file's timestamps: live pictures keep their capture time to the ms
 # MP4/MOV as fragments (one per keyframe) behind an empty header, rather than one index written at the
-# end: a recording cut short by SIGKILL, a power cut or a full disk then plays up to its last fragment.
+# end: a recording cut short by SIGKILL or a full disk (cut back to its last whole fragment) then plays.
 FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 
 
@@ -94,11 +95,13 @@ class FileSink(Sink):
         self._container = None
         self._stream = None
         self._kept_s = 0.0  # where the last keyframe that reached the file starts: what a cut-off file plays
+        self._kept_bytes = 0  # the file's size then: header and whole fragments
         self._first_ns: int | None = None  # capture time of the first live picture: the file's zero
         self._pts = -1
 
     def _open(self, width: int, height: int) -> None:
-        options = {"flush_packets": "1", **(FRAGMENTED if self.path.suffix.lower() in (".mp4", ".mov") else {})}
+        self._fragmented = self.path.suffix.lower() in (".mp4", ".mov")
+        options = {"flush_packets": "1", **(FRAGMENTED if self._fragmented else {})}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._container = av.open(str(self.path), mode="w", options=options)
@@ -137,10 +140,13 @@ class FileSink(Sink):
         try:
             for packet in packets:
                 self._container.mux(packet)
-                if packet.is_keyframe and packet.pts is not None:
+                if packet.is_keyframe and packet.pts is not None:  # the fragment before it is in the file
                     self._kept_s = float(packet.pts * packet.time_base)
+                    self._kept_bytes = self.path.stat().st_size
         except OSError as exc:
             self._release(quietly=True)
+            if self._fragmented:  # players refuse a file that ends inside a fragment's header
+                os.truncate(self.path, self._kept_bytes)
             raise self._stopped(exc) from None
 
     def _release(self, quietly: bool = False) -> None:

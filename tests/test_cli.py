@@ -87,13 +87,15 @@ def test_a_recording_killed_mid_run_plays_up_to_its_last_keyframe(tmp_path, name
     assert frames_in(recording) >= 60
 
 
-def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_recording(tmp_path):
-    """A file-size limit fails the writes as a full disk does (EFBIG instead of ENOSPC)."""
+@pytest.mark.parametrize("limit", [400_000, 433_333, 466_667])
+def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_recording(tmp_path, limit):
+    """A file-size limit fails the writes as a full disk does (EFBIG instead of ENOSPC), at any byte: inside
+    a fragment's media or its header."""
     import resource
 
     def small_files():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     run = subprocess.run([sys.executable, str(ROOT / "run.py"), "--set", "source.frames=null", "--set",
                           "source.width=320", "--set", "source.height=192"], cwd=tmp_path, capture_output=True,

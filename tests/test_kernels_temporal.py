@@ -97,8 +97,8 @@ def ref_causal(alpha, matte, age, pend, new, cells, p: FusionParams, reset, moti
                 out, age_out, pend_out = q + np.float32(p.blend) * (a - q), held + 1, 0
             else:
                 out, age_out, pend_out = a, 0, 0
-        elif waited == 0:
-            out, age_out, pend_out = q, held, 1
+        elif waited != (1 if a > q else 2):  # a change waits until it goes the same way a second frame
+            out, age_out, pend_out = q, held, 1 if a > q else 2
         else:
             out, age_out, pend_out = a, 0, 0
         out_matte[i, y, x], out_age[i, y, x], out_pend[i, y, x] = clamp(out), age_out, pend_out
@@ -441,6 +441,15 @@ def test_disagreement_waits_one_frame_then_is_accepted():
     assert np.all(fused == np.float32(0.2)) and np.all(stream.pend == 1)
     fused, _ = stream.step(still_frame(), pop)
     assert np.all(fused == np.float32(0.9)) and np.all(stream.pend == 0)
+
+
+def test_a_wobble_that_turns_back_keeps_waiting():
+    """A learned engine's mask edge going up and down where the picture is still is never taken."""
+    stream = warmed(0.5)
+    outputs = [stream.step(still_frame(), np.full((1, 16, 16), v))[0][0, 0, 0] for v in (0.7, 0.3, 0.75, 0.25)]
+    assert outputs == [np.float32(0.5)] * 4 and np.all(stream.pend == 2)
+    fused, _ = stream.step(still_frame(), np.full((1, 16, 16), 0.2))
+    assert np.all(fused == np.float32(0.2)) and np.all(stream.pend == 0), "down twice: taken"
 
 
 def test_one_frame_pop_is_ignored():

@@ -119,9 +119,10 @@ def test_nobody_in_the_picture_gives_no_mattes(models):
     assert [len(f) for f in found] == [0, 0, 0] and found[0].mattes.shape == (0, 360, 640)
 
 
-def test_the_fusion_halves_the_flicker_of_the_dancers_mattes(models, shared_media):
-    """Where the picture did not change, each dancer's fused matte moves at most half as much from frame
-    to frame as the engine's own (the same engine output, tracked, fused and not)."""
+def test_the_fusion_steadies_the_dancers_mattes_without_trailing_ghosts(models, shared_media):
+    """Where the picture did not change, the fused mattes move at most 0.8x as much from frame to frame as
+    the engine's own (0.70 measured), and hardly reach beyond them: where white clothes cross the white
+    wall a fusion that holds too much trails outlines (the same engine output, tracked, fused and not)."""
     frames = dancers(shared_media)[:48]
     cfg = engine_config()
     engine = MediaPipeEngine(cfg.engine.mediapipe)
@@ -135,4 +136,10 @@ def test_the_fusion_halves_the_flicker_of_the_dancers_mattes(models, shared_medi
             mattes[mode].append({track: np.array(m) for track, m in zip(people.ids, people.mattes)})
     raw, fused = flicker(frames, mattes["off"]), flicker(frames, mattes["causal"])
     assert set(raw) == set(fused) == {1, 2, 3}
-    assert np.mean(list(fused.values())) <= 0.5 * np.mean(list(raw.values())), (raw, fused)
+    assert np.mean(list(fused.values())) <= 0.8 * np.mean(list(raw.values())), (raw, fused)
+    beyond = total = 0.0
+    for shown, engine in zip(mattes["causal"], mattes["off"]):
+        for track, alpha in shown.items():
+            near = cv2.dilate((engine[track] > 0.05).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+            beyond, total = beyond + alpha[~near].sum(), total + alpha.sum()
+    assert beyond <= 0.012 * total, "matte more than 4 px beyond the engine's: a trailing ghost"
