@@ -70,6 +70,7 @@ WARMUP_JOBS = ([], ["effects.background.kind=blur", "effects.default.effect=blur
 def _warmup(args: argparse.Namespace) -> int:
     from pipelines.live import run
 
+    logging.getLogger().setLevel("WARNING")  # the tiny jobs' engine choice is no news to a user setting up
     with console.status("compiling the CPU kernels (once; numba caches them next to their sources)"):
         for extra in WARMUP_JOBS:
             cfg = load_config(overrides=["source.width=64", "source.height=48", "source.frames=3",
