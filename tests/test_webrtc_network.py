@@ -108,6 +108,7 @@ def test_aiortc_client_gets_processed_video_and_controls_it(namespace, tmp_path)
     assert report["upload_text"]["status"] == 415 and "not an image" in report["upload_text"]["body"]["error"]
     assert report["upload_oversize"]["status"] == 413 and "limit" in report["upload_oversize"]["body"]["error"]
     assert report["upload_unknown_peer"]["status"] == 404
+    assert report["upload_bad_track"]["status"] == 400 and "whole number" in report["upload_bad_track"]["body"]["error"]
     assert report["upload_image"]["status"] == 200
     uploaded = report["uploaded"]  # the image behind everyone, the hidden person included; the tint stays
     assert all(near(c, ORANGE) for c in uploaded["background"]), uploaded

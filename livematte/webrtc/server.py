@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from livematte.webrtc.uploads import UploadError, decode_image, read_limited
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 OFFER_LIMIT = 256 * 1024  # an SDP offer is a few kB; uploads are streamed with their own limit
+PERSON_ID = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit also takes "³", which int() refuses
 
 
 class Offer(Strict):
@@ -105,7 +107,7 @@ class DemoServer:
         if peer is None:
             return refuse(404, "unknown peer: uploads belong to a connected page; reload the page")
         track = request.query.get("track")
-        if track is not None and not track.isdigit():
+        if track is not None and not PERSON_ID.fullmatch(track):
             return refuse(400, f"track must be a person's id (a whole number), got {track!r}")
         try:
             data = await read_limited(request, self.cfg.serve.upload_limit_bytes)

@@ -167,6 +167,7 @@ async def run(url: str, upload_limit: int, report: dict[str, Any]) -> None:
         report["upload_text"] = await post(http, background, b"a text file, not an image\n")
         report["upload_oversize"] = await post(http, background, png + bytes(upload_limit))
         report["upload_unknown_peer"] = await post(http, f"{url}/peers/nobody/background", png)
+        report["upload_bad_track"] = await post(http, f"{background}?track=%C2%B3", png)  # a superscript 3
         report["upload_image"] = await post(http, background, png)
         report["uploaded"] = await received.until(
             points, lambda s: all(near(c, ORANGE) for c in s["background"]) and near(s["people"][1], ORANGE))
