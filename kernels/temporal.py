@@ -264,11 +264,11 @@ def _fuse_causal_cpu(alpha, new_track, state, previous, origins, frame_cells, mo
             live = not (reset or new_track[i] != 0)
             a_row, m_row, age_row, pend_row = alpha[i, y], matte[i, y], age[i, y], pend[i, y]
             x0, x1 = _window_row(windows, i, y, first, last)
+            in_place = per_track and blind[i] == 0 and (shifts[i, 0] != 0 or shifts[i, 1] != 0)  # else still says it
             if per_track and x0 < x1:
                 _still_row(cells[i], y, s, x0, x1, still)
-                if shifts[i, 0] != 0 or shifts[i, 1] != 0:
+                if in_place:
                     _still_row(frame_cells, y, s, x0, x1, unmoved)
-            in_place = per_track and blind[i] == 0 and (shifts[i, 0] != 0 or shifts[i, 1] != 0)  # else still says it
             uy, sy = y - origins[i, 0], y - origins[i, 0] - shifts[i, 0]
             u_inside, s_inside = 0 <= uy < prev_h, 0 <= sy < prev_h
             uy, sy = uy if u_inside else 0, sy if s_inside else 0

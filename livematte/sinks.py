@@ -144,21 +144,18 @@ class FileSink(Sink):
                     self._kept_s = float(packet.pts * packet.time_base)
                     self._kept_bytes = self.path.stat().st_size
         except OSError as exc:
-            self._release(quietly=True)
-            if self._fragmented:  # players refuse a file that ends inside a fragment's header
-                os.truncate(self.path, self._kept_bytes)
-            raise self._stopped(exc) from None
+            raise self._full(exc) from None
 
-    def _release(self, quietly: bool = False) -> None:
-        """Close the file; quietly: one that takes no more data (what reached it stays)."""
+    def _full(self, exc: OSError) -> SinkError:
+        """Let go of a file that takes no more data, cut back to its last whole fragment (players refuse
+        one that ends inside a fragment's header), and say what it keeps."""
         container, self._container = self._container, None
         try:
             container.close()
-        except OSError as exc:
-            if not quietly:
-                raise self._stopped(exc) from None
-
-    def _stopped(self, exc: OSError) -> SinkError:
+        except OSError:
+            pass
+        if self._fragmented:
+            os.truncate(self.path, self._kept_bytes)
         recorded = float(max(self._pts, 0) * TIME_BASE)
         return SinkError(f"cannot write {self.path}: {exc.strerror or exc}; it keeps the first {self._kept_s:.1f} s "
                          f"of {recorded:.1f} s recorded. Free some space or choose another sinks path")
@@ -166,7 +163,11 @@ class FileSink(Sink):
     def close(self) -> None:
         if self._container is not None:
             self._mux(self._stream.encode(None))
-            self._release()
+            try:
+                self._container.close()
+            except OSError as exc:
+                raise self._full(exc) from None
+            self._container = None
 
 
 class PngSink(Sink):
