@@ -8,6 +8,7 @@ a video background loops. The per-pixel work is kernels.composite (CUDA on GPU, 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 
 from kernels import Background, PersonLayers, Scene, composite, feather, isolated_layer, person_boxes
 from kernels._arrays import kind_of, native, restore, xp_of
+from kernels._extent import nonzero_extents
 from livematte.config import BackgroundConfig, EffectsConfig, bgr
 from livematte.effects import EFFECT_CODES, EffectAssignments, select
 
@@ -129,8 +131,9 @@ class Compositor:
         self._stills: dict[tuple, Any] = {}  # still images as the compositor uses them, by what they show
 
     def render(self, frame, mattes, track_ids: Sequence[int], extents: np.ndarray | None = None) -> Composite:
-        """The output for one frame. frame: (H, W, 3) uint8 BGR; mattes: (N, H, W) float32 per track id;
-        extents: where each matte is non-zero, when known (kernels.feather)."""
+        """The output for one frame. frame: (H, W, 3) uint8 BGR; mattes: (N, H, W) float32 per track id,
+        or (NumPy) smaller with the frame's aspect (brought to its size here); extents: where each matte
+        is non-zero, in the mattes' pixels, when known (kernels.feather)."""
         ids = [int(i) for i in track_ids]
         if len(ids) != mattes.shape[0]:
             raise ValueError(f"got {mattes.shape[0]} mattes but {len(ids)} track ids")
@@ -138,8 +141,11 @@ class Compositor:
         src, alphas = native(frame), native(mattes)
         xp = xp_of(src)
         height, width = src.shape[:2]
+        scale = alphas.shape[2] / width  # 1, or the learned engine's smaller mattes (feathered before enlarging)
         if self.cfg.feather and ids:
-            alphas = feather(alphas, self.cfg.feather, extents=extents)
+            alphas, extents = feather(alphas, max(1, round(self.cfg.feather * scale)), extents=extents), None
+        if scale != 1:
+            alphas = enlarged(alphas, extents, height, width)
         boxes = person_boxes(alphas) if ids else np.zeros((0, 4), np.float32)
         order = sorted(range(len(ids)), key=lambda i: (boxes[i, 3], boxes[i, 1]))  # lower bottom edge = nearer = later
         ordered = alphas[order] if ids else alphas
@@ -189,3 +195,24 @@ class Compositor:
     def close(self) -> None:
         if self._video is not None:
             self._video.close()
+
+
+def enlarged(alphas: np.ndarray, extents: np.ndarray | None, height: int, width: int) -> np.ndarray:
+    """(N, h, w) mattes brought to (N, height, width) as cv2.resize brings them (bilinear, pixel centres
+    aligned), working only around where each is non-zero (`extents` in the mattes' pixels, or found)."""
+    if not isinstance(alphas, np.ndarray):
+        raise TypeError("mattes smaller than the frame come only from CPU engines, as NumPy arrays")
+    people, h, w = alphas.shape
+    found = nonzero_extents(alphas) if extents is None else np.asarray(extents, np.int64)
+    out = np.zeros((people, height, width), np.float32)
+    sy, sx = height / h, width / w
+    for i, (y0, y1, x0, x1) in enumerate(found):
+        if y1 <= y0 or x1 <= x0:
+            continue
+        # frame pixels whose centre falls within one matte pixel of the extent (bilinear support)
+        top, bottom = max(0, math.floor((y0 - 0.5) * sy - 0.5)), min(height, math.ceil((y1 + 0.5) * sy - 0.5) + 1)
+        left, right = max(0, math.floor((x0 - 0.5) * sx - 0.5)), min(width, math.ceil((x1 + 0.5) * sx - 0.5) + 1)
+        to_matte = np.array([[1 / sx, 0, (left + 0.5) / sx - 0.5], [0, 1 / sy, (top + 0.5) / sy - 0.5]])
+        cv2.warpAffine(alphas[i], to_matte, (right - left, bottom - top), dst=out[i, top:bottom, left:right],
+                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    return out

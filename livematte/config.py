@@ -270,6 +270,9 @@ class MediaPipeConfig(Strict):
     max_people: int = Field(10, ge=1, le=64, description="most people followed at once")
     min_score: float = Field(0.5, gt=0, lt=1, description="detector score for a new person")
     min_presence: float = Field(0.5, gt=0, lt=1, description="landmark model's p(person) below which one is let go")
+    matte_side: int = Field(640, ge=64, description="longest side of the mattes (the masks, 256 pixels a person, carry "
+                            "no finer detail): tracking and fusion work at this size, the compositor brings the "
+                            "mattes to the frame's")
 
 
 class E2EHIMConfig(Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 
@@ -52,3 +53,13 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     elif channels != 3:
         raise ValueError(f"unsupported image with {channels} channels: expected grey, BGR or BGRA")
     return np.ascontiguousarray(image)
+
+
+def at_size(frame, size: tuple[int, int]):
+    """The frame at (height, width) `size`, averaged over the pixels each one covers; as it is when it
+    has that size."""
+    if tuple(frame.shape[:2]) == tuple(size):
+        return frame
+    if not isinstance(frame, np.ndarray):
+        raise TypeError("mattes smaller than the frame come only from CPU engines, with NumPy frames")
+    return cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA)

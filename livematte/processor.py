@@ -1,4 +1,4 @@
-"""One frame through the product: engine -> tracking + fusion -> compositor.
+"""One frame through the product: engine -> tracking + fusion -> compositor (infer, stabilize, render).
 
 Everything here is per stream (one camera, one WebRTC peer): track ids, fusion state, effect
 assignments and the skip schedule. The engine is passed in so that several streams can share one
@@ -35,6 +35,17 @@ log = logging.getLogger(__name__)
 STAGES = ("engine", "stabilize", "composite")
 STATS_WINDOW = 3000  # timings kept per stage: the last 100 s at 30 fps, so a stream running for days stays flat
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """A frame and the engine's people in it, between inference and tracking; pixels: the frame on the
+    engine's device. The instances are read, never written, after this point (a skipped inference hands
+    the same ones on again)."""
+
+    frame: Frame
+    pixels: Any
+    instances: Instances
 
 
 @dataclass(frozen=True)
@@ -78,14 +89,24 @@ class FrameProcessor:
         return None if tracked is None else self.render(tracked)
 
     def track(self, frame: Frame, owned: bool = True) -> Tracked | None:
-        """First half of process(): the people of `frame` (exact mode: of the frame before it).
+        """infer() then stabilize(): the people of `frame` (exact mode: of the frame before it)."""
+        return self.stabilize(self.infer(frame), owned)
 
-        owned: the mattes are a copy, so render() may run on another thread while the next track()
-        overwrites the fusion state; False skips that copy for a caller that renders before tracking again."""
+    def infer(self, frame: Frame) -> Inferred:
+        """The engine's people in `frame` (the last ones again where the skip schedule skips it)."""
         pixels = self._upload(frame.pixels)
         if self._photos or self.skipper.should_infer(frame.pixels) or self._last is None:
             self._last = self._timed("engine", lambda: self._infer(frame.index, pixels))
-        last = self._last
+        return Inferred(frame, pixels, self._last)
+
+    def stabilize(self, inferred: Inferred, owned: bool = True) -> Tracked | None:
+        """Tracked and fused people; None on exact mode's first frame. infer() and stabilize() may run on
+        two threads, one call of each at a time.
+
+        owned: the mattes are a copy, so render() may run on another thread while the next stabilize()
+        overwrites the fusion state; False skips that copy for a caller that renders before stabilizing
+        again."""
+        frame, pixels, last = inferred.frame, inferred.pixels, inferred.instances
         if self._photos:
             people = numbered_left_to_right(last.mattes, last.probs, self.cfg.tracking.enter_threshold)
             return Tracked(frame, people, pixels)
@@ -101,8 +122,8 @@ class FrameProcessor:
                                                                             self._waiting[1])
 
     def render(self, tracked: Tracked) -> Processed:
-        """Second half of process(): the composite. track() and render() may run on two threads, one
-        call of each at a time: they share no state when track() handed over owned mattes."""
+        """Last step of process(): the composite. stabilize() and render() may run on two threads, one
+        call of each at a time: they share no state when stabilize() handed over owned mattes."""
         frame, people = tracked.frame, tracked.people
         pixels = self._despilled(tracked.pixels)
         composite = self._timed("composite", lambda: self.compositor.render(pixels, people.mattes, people.ids,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from kernels._arrays import host, kind_of, native, restore, xp_of
+from livematte.frame import at_size
 from livematte.temporal import TemporalFuser
 from livematte.tracking import UNTRACKED, Tracker
 
@@ -53,7 +54,9 @@ class Stabilizer:
         return self.fuser.delay
 
     def update(self, frame, mattes, probs) -> People | None:
-        """Track and fuse one frame's instances; None only on the first frame of exact mode."""
+        """Track and fuse one frame's instances; None only on the first frame of exact mode. Mattes smaller
+        than the frame (NumPy) are tracked and fused at their size, against the frame brought to it."""
+        frame = at_size(frame, mattes.shape[1:])
         ids = self.tracker.update(mattes, probs, frame)
         keep = [i for i, track in enumerate(ids) if track != UNTRACKED]
         held = [t for t in self.tracker.recently_missed(self.hold_frames) if t not in ids]

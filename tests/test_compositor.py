@@ -159,6 +159,23 @@ def test_select_picks_the_person_under_the_click():
     assert compositor.select(45, 5) is None and compositor.select(500, 5) is None
 
 
+def test_mattes_smaller_than_the_frame_are_brought_to_its_size_where_they_are_not_zero():
+    """The learned engine's mattes come at half a 720p frame's size: the output equals compositing the
+    same mattes resized by OpenCV, and a click on the frame finds the person it shows."""
+    frame, mattes, ids = scene()
+    rng = np.random.default_rng(3)
+    small = np.zeros((2, H // 2, W // 2), np.float32)
+    small[0, 5:20, 2:12] = rng.random((15, 10), np.float32)  # soft everywhere: the interpolation shows
+    small[1, 10:30, 25:35] = 1.0  # reaches the frame's bottom edge
+    resized = np.stack([cv2.resize(m, (W, H), interpolation=cv2.INTER_LINEAR) for m in small])
+    cfg = EffectsConfig(background=BackgroundConfig(kind="color", color="#0000ff"),
+                        people={8: PersonEffectConfig(effect="tint", tint="#00ff00", strength=0.5)})
+    compositor = Compositor(cfg)
+    shown = compositor.render(frame, small, ids).image
+    assert np.array_equal(shown, Compositor(cfg).render(frame, resized, ids).image)
+    assert compositor.select(60, 50) == 8 and compositor.select(70, 5) is None
+
+
 def test_no_people():
     frame = np.full((H, W, 3), 90, np.uint8)
     out = render(EffectsConfig(background=BackgroundConfig(kind="blur")), frame, np.zeros((0, H, W), np.float32), [])

@@ -17,6 +17,7 @@ from livematte.engine.keying import KeyingEngine
 from livematte.engine.mediapipe_engine import MediaPipeEngine
 from livematte.eval.metrics import flicker
 from livematte.frame import Frame
+from livematte.mediapipe.roi import on_grid
 from livematte.processor import FrameProcessor
 from livematte.stabilize import Stabilizer
 from livematte.temporal import TemporalFuser, fusion_params
@@ -43,14 +44,21 @@ def test_each_of_four_people_has_their_own_matte_and_the_background_is_nobodys(m
     (found,) = engine.infer([image])
     assert len(found) == 4
     faces, background = PHOTOS[photo]
+    scale = found.mattes.shape[2] / image.shape[1]  # the mattes are at most engine.mediapipe.matte_side long
+    assert found.mattes.shape[1:] == (round(image.shape[0] * scale), round(image.shape[1] * scale))
+
+    def values(x: int, y: int) -> np.ndarray:
+        column, row = np.rint(on_grid(np.array([x, y]), scale)).astype(int)
+        return found.mattes[:, row, column]
+
     owners = []
     for x, y in faces:
-        holders = np.flatnonzero(found.mattes[:, y, x] > 0.5)
+        holders = np.flatnonzero(values(x, y) > 0.5)
         assert len(holders) == 1, f"face at {(x, y)} is in mattes {holders.tolist()}"
         owners.append(int(holders[0]))
     assert len(set(owners)) == 4  # four faces, four mattes: no two heads in one
     for x, y in background:
-        assert found.mattes[:, y, x].max() < 0.2, f"background at {(x, y)} is in a matte"
+        assert values(x, y).max() < 0.2, f"background at {(x, y)} is in a matte"
 
 
 def dancers(shared_media: Path) -> list[np.ndarray]:
@@ -92,9 +100,9 @@ def test_a_folder_of_photos_is_matted_photo_by_photo(models, shared_media, tmp_p
     pipeline = LivePipeline(cfg)
     assert isinstance(pipeline.engine, MediaPipeEngine) and "learned CPU engine" in pipeline.engine_description
     counts = []
-    track = pipeline.processor.track
-    pipeline.processor.track = lambda frame, owned=True: (
-        (lambda t: counts.append(t.people.ids) or t)(track(frame, owned)))
+    stabilize = pipeline.processor.stabilize
+    pipeline.processor.stabilize = lambda inferred, owned=True: (
+        (lambda t: counts.append(t.people.ids) or t)(stabilize(inferred, owned)))
     report = pipeline.run(show_progress=False)
     assert report.frames == 3 and len(list((tmp_path / "out").glob("*.png"))) == 3
     assert counts == [[1, 2, 3, 4], [1], [1, 2, 3, 4]]  # each photo's own people, numbered afresh
@@ -138,8 +146,9 @@ def test_the_fusion_steadies_the_dancers_mattes_without_trailing_ghosts(models, 
     assert set(raw) == set(fused) == {1, 2, 3}
     assert np.mean(list(fused.values())) <= 0.8 * np.mean(list(raw.values())), (raw, fused)
     beyond = total = 0.0
+    reach = 2 * round(4 * found.mattes.shape[2] / frames[0].shape[1]) + 1  # 4 frame pixels in the mattes' pixels
     for shown, engine in zip(mattes["causal"], mattes["off"]):
         for track, alpha in shown.items():
-            near = cv2.dilate((engine[track] > 0.05).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+            near = cv2.dilate((engine[track] > 0.05).astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
             beyond, total = beyond + alpha[~near].sum(), total + alpha.sum()
     assert beyond <= 0.012 * total, "matte more than 4 px beyond the engine's: a trailing ghost"

@@ -19,11 +19,13 @@ class EngineError(RuntimeError):
 class Instances:
     """The people an engine found in one frame.
 
-    Arrays live on the engine's device: NumPy on CPU, torch/CuPy on CUDA. `mattes` are at frame
-    size, float32 in [0, 1], one per person (N may be 0); `probs` is p(human) of each.
+    Arrays live on the engine's device: NumPy on CPU, torch/CuPy on CUDA. `mattes` are float32 in
+    [0, 1], one per person (N may be 0), at frame size or (NumPy only) smaller with the frame's aspect,
+    where the engine's masks carry no finer detail: tracking and fusion then work at that size and
+    the compositor brings them to the frame's; `probs` is p(human) of each.
     """
 
-    mattes: Any  # (N, H, W) float32
+    mattes: Any  # (N, h, w) float32
     probs: Any  # (N,) float32
 
     def __len__(self) -> int:

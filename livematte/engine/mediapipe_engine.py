@@ -6,6 +6,10 @@ then reads each person's own square and gives their mask and the square for the 
 their own mask, also where people touch; what two masks both claim goes to the nearer skeleton
 (livematte/mediapipe/split.py).
 
+The mattes are at most `matte_side` pixels long (640: a 720p frame's half, a 1080p frame's third),
+which the masks' 256 pixels a person fill: what follows (tracking, fusion) then costs a quarter or less
+of what it costs at frame size, and the compositor brings the mattes to the frame's size.
+
 Both models cost the same whatever the picture holds, so the time per frame is bounded: every
 `detect_every` frames the detector reads one of the frame's overlapping squares, in turn (newcomers
 are found within one sweep), and the `people_per_frame` people seen longest ago are read again while
@@ -25,7 +29,7 @@ from livematte.config import MediaPipeConfig
 from livematte.engine.base import Engine, Instances, checked_frames
 from livematte.mediapipe.detector import Detection, PoseDetector, sweep
 from livematte.mediapipe.landmarks import MIN_VISIBLE, Pose, PoseLandmarker
-from livematte.mediapipe.roi import Roi
+from livematte.mediapipe.roi import Roi, on_grid
 from livematte.mediapipe.split import split_contested
 
 SAME_BODY = 0.6  # a pose is another's body again when this share of its visible landmarks lies in the other's mask
@@ -141,11 +145,13 @@ class MediaPipeEngine(Engine):
         return bool(seen.any()) and float(np.mean(b.roi.sample(b.mask, a.landmarks[seen]) > 0.5)) >= SAME_BODY
 
     def _instances(self, size: tuple[int, int]) -> Instances:
-        mattes = np.zeros((len(self.people), *size), np.float32)
-        squares = [p.placed(self._frame) for p in self.people]
+        scale = min(1.0, self.cfg.matte_side / max(size))
+        grid = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+        mattes = np.zeros((len(self.people), *grid), np.float32)
+        squares = [p.placed(self._frame).scaled(scale) for p in self.people]
         for matte, person, square in zip(mattes, self.people, squares):
             square.paste(person.pose.mask, matte, person.pose.extent)
-        split_contested(mattes, [s.box(*size, p.pose.extent) for s, p in zip(squares, self.people)],
-                        [p.pose.landmarks + p.shift(self._frame) for p in self.people],
-                        [p.pose.visible for p in self.people])
+        split_contested(mattes, [s.box(*grid, p.pose.extent) for s, p in zip(squares, self.people)],
+                        [on_grid(p.pose.landmarks + p.shift(self._frame), scale) for p in self.people],
+                        [p.pose.visible for p in self.people], scale)
         return Instances(mattes, np.array([p.pose.presence for p in self.people], np.float32))

@@ -21,6 +21,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
+from livematte.frame import at_size
+
 GRAD_SIGMA = 1.4
 CONN_STEP = 0.1
 CONN_CUTOFF = 0.15
@@ -137,8 +139,10 @@ def flicker(frames: list[np.ndarray], mattes: list[dict[int, np.ndarray]]) -> di
     """No-reference flicker of each person's matte, for footage without ground truth: per id, mean
     |alpha_t - alpha_t-1| over the pixels whose picture did not change (grey level within UNCHANGED) and
     that either matte covers (elsewhere both are 0, which would only dilute the figure). frames: BGR
-    uint8; mattes: per frame, each id's (H, W) float matte."""
-    grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.int16) for f in frames]
+    uint8; mattes: per frame, each id's (h, w) float matte (frames are brought to that size, as the
+    fusion brings them)."""
+    size = next(alpha.shape for people in mattes for alpha in people.values())
+    grey = [cv2.cvtColor(at_size(f, size), cv2.COLOR_BGR2GRAY).astype(np.int16) for f in frames]
     sums: dict[int, list[float]] = {}
     for t in range(1, len(frames)):
         still = np.abs(grey[t] - grey[t - 1]) < UNCHANGED

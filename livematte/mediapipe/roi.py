@@ -33,6 +33,10 @@ class Roi:
     def moved(self, shift: np.ndarray) -> "Roi":
         return Roi(self.centre + shift, self.down, self.size)
 
+    def scaled(self, scale: float) -> "Roi":
+        """The same square on a grid `scale` times the frame's (the engine's mattes)."""
+        return Roi(on_grid(self.centre, scale), self.down, self.size * scale)
+
     def to_frame(self, side: int) -> np.ndarray:
         """2x3 affine taking a side x side crop's pixel (u, v) to frame pixels."""
         right = np.array([self.down[1], -self.down[0]])
@@ -81,3 +85,9 @@ class Roi:
         values = np.zeros(len(points), patch.dtype)
         values[inside] = patch[crop[inside, 1], crop[inside, 0]]
         return values
+
+
+def on_grid(points: np.ndarray, scale: float) -> np.ndarray:
+    """Frame pixel coordinates on a grid `scale` times the frame's, pixel centres aligned as cv2.resize
+    aligns them (the frame's outer edge is the grid's)."""
+    return (np.asarray(points, np.float64) + 0.5) * scale - 0.5

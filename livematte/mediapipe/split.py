@@ -2,9 +2,9 @@
 
 Each person's mask comes from their own square, and a neighbour who stands in it is partly masked
 too (an arm across a shoulder, people sitting shoulder to shoulder). Where two mattes both exceed
-one half, the pixel belongs to the person whose visible skeleton is nearer; a seam of SEAM pixels
+one half, the pixel belongs to the person whose visible skeleton is nearer; a seam of SEAM frame pixels
 cross-fades the two, so the cut is soft like the rest of the matte. Distances are computed only around
-the contested pixels, on a coarse lattice: most people's masks do not meet.
+the contested pixels, on a lattice as coarse as the seam: most people's masks do not meet.
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ import numpy as np
 
 from livematte.mediapipe.landmarks import BONES, MIN_VISIBLE
 
-SEAM = 4.0  # pixels over which a contested pixel passes from one person to the other
-GRID = 4  # the distances are computed every GRID pixels and interpolated
+SEAM = 4.0  # frame pixels over which a contested pixel passes from one person to the other
 FAR = 1e9  # distance to a person none of whose bones is visible
 
 
 def split_contested(mattes: np.ndarray, boxes: list[tuple[int, int, int, int] | None], landmarks: list[np.ndarray],
-                    visible: list[np.ndarray]) -> None:
-    """In place: for every two people whose boxes [y0, y1, x0, x1) meet, share what both mattes claim."""
+                    visible: list[np.ndarray], scale: float = 1.0) -> None:
+    """In place: for every two people whose boxes [y0, y1, x0, x1) meet, share what both mattes claim.
+    Boxes and landmarks are in the mattes' pixels, `scale` times the frame's."""
+    seam = max(1, round(SEAM * scale))
     for i in range(len(mattes)):
         for j in range(i + 1, len(mattes)):
             region = _meet(boxes[i], boxes[j])
@@ -33,20 +34,20 @@ def split_contested(mattes: np.ndarray, boxes: list[tuple[int, int, int, int] | 
             if len(ys):
                 top, left = ys.min(), xs.min()
                 share_a = _share(top, ys.max() + 1, left, xs.max() + 1, (x0, y0), (landmarks[i], visible[i]),
-                                 (landmarks[j], visible[j]))[ys - top, xs - left]
+                                 (landmarks[j], visible[j]), seam)[ys - top, xs - left]
                 a[ys, xs] *= share_a
                 b[ys, xs] *= 1.0 - share_a
 
 
-def _share(y0: int, y1: int, x0: int, x1: int, offset: tuple[int, int], a, b) -> np.ndarray:
+def _share(y0: int, y1: int, x0: int, x1: int, offset: tuple[int, int], a, b, seam: int) -> np.ndarray:
     """Person a's share of each pixel of a region (region pixels [y0, y1) x [x0, x1) of a frame region at
-    `offset`), from the two skeletons' distances on a GRID-pixel lattice, interpolated: the shares change
-    over SEAM pixels, so a coarse lattice loses nothing."""
-    gy, gx = np.mgrid[y0:y1 + GRID:GRID, x0:x1 + GRID:GRID]
+    `offset`), from the two skeletons' distances on a `seam`-pixel lattice, interpolated: the shares
+    change over `seam` pixels, so a lattice that coarse loses nothing."""
+    gy, gx = np.mgrid[y0:y1 + seam:seam, x0:x1 + seam:seam]
     pixels = np.stack([gx.ravel() + offset[0], gy.ravel() + offset[1]], axis=1).astype(np.float32)
     nearer_a = bone_distance(pixels, *b) - bone_distance(pixels, *a)
-    coarse = np.clip(0.5 + nearer_a / (2 * SEAM), 0.0, 1.0).astype(np.float32).reshape(gy.shape)
-    rows, cols = (np.arange(y1 - y0) / GRID).astype(np.float32), (np.arange(x1 - x0) / GRID).astype(np.float32)
+    coarse = np.clip(0.5 + nearer_a / (2 * seam), 0.0, 1.0).astype(np.float32).reshape(gy.shape)
+    rows, cols = (np.arange(y1 - y0) / seam).astype(np.float32), (np.arange(x1 - x0) / seam).astype(np.float32)
     return cv2.remap(coarse, *np.meshgrid(cols, rows), interpolation=cv2.INTER_LINEAR)
 
 
