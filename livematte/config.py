@@ -365,8 +365,15 @@ class ServeConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     max_peers: int = Field(4, ge=1, le=64, description="browsers served at once; more are refused with a message")
+    connect_timeout_s: float = Field(30.0, gt=0, le=600, description="a peer whose connection is not up this long "
+                                     "after its offer was answered is closed and its slot given back")
     upload_limit_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024,
                                     description="largest background upload")
+    upload_limit_pixels: int = Field(40_000_000, ge=1, le=500_000_000, description="largest background upload in "
+                                     "pixels, read from the image's header before anything is decoded")
+    upload_decodes: int = Field(2, ge=1, le=16, description="uploads decoded at once over all peers (one per peer)")
+    disk_limit_bytes_per_peer: int = Field(32 * 1024 * 1024, ge=1024, description="a peer's stored backgrounds")
+    disk_limit_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="all peers' stored backgrounds")
     stats_interval_s: float = Field(1.0, gt=0, le=60, description="how often each page gets live stats")
     ice_servers: list[str] = Field(
         default_factory=list, description="STUN/TURN URLs; empty = direct host candidates only (same machine or LAN)")

@@ -3,6 +3,7 @@ the demo page), and picking the person under a click."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from kernels import Effect
@@ -38,6 +39,10 @@ class EffectAssignments:
 
     def assigned(self) -> dict[int, PersonEffectConfig]:
         return dict(self._people)
+
+    def backgrounds(self) -> set[Path]:
+        """The own backgrounds the default and the assignments show."""
+        return {s.background for s in (self.default, *self._people.values()) if s.background is not None}
 
 
 def select(mattes, track_ids: Sequence[int], x: int, y: int, threshold: float = 0.5) -> int | None:

@@ -32,7 +32,7 @@ from livematte.webrtc.messages import ChangeEffect, MessageError, Select, parse_
 from livematte.webrtc.server import create_app  # noqa: E402
 from livematte.webrtc.session import PeerSession  # noqa: E402
 from livematte.webrtc.track import Output, ProcessedTrack  # noqa: E402
-from livematte.webrtc.uploads import MAX_SIDE, UploadError, decode_image  # noqa: E402
+from livematte.webrtc.uploads import MAX_SIDE, UploadError, check_quota, decode_image, encoded  # noqa: E402
 from pipelines.webrtc import servable  # noqa: E402
 from tests.helpers.fake_camera import near, sample, scene_points, still_frame  # noqa: E402
 
@@ -40,6 +40,7 @@ MAGENTA, GREEN, ORANGE = (255, 0, 255), (0, 255, 0), (0, 140, 255)  # BGR
 SETTINGS = ["engine.kind=keying", "engine.keying.mode=chroma", "effects.background.kind=color",
             "effects.background.color=#ff00ff", "effects.feather=0"]
 WAIT_S = 30.0
+PIXELS = 40_000_000  # serve.upload_limit_pixels
 
 
 # --- the newest-frame slot ---------------------------------------------------------------------
@@ -86,12 +87,33 @@ def test_effect_change_keeps_what_it_does_not_name(tmp_path):
 # --- uploads, engines, config ------------------------------------------------------------------
 
 
-def test_uploads_must_be_images_and_are_scaled_to_a_background_size():
+def test_uploads_must_be_images_within_the_pixel_limit_and_are_scaled_to_a_background_size():
     with pytest.raises(UploadError, match="not an image") as refused:
-        decode_image(b"GIF89a but not really")
+        decode_image(b"GIF89a but not really", PIXELS)
     assert refused.value.status == 415
     big = cv2.imencode(".png", np.zeros((2000, 4000, 3), np.uint8))[1].tobytes()
-    assert decode_image(big).shape == (MAX_SIDE // 2, MAX_SIDE, 3)
+    assert decode_image(big, PIXELS).shape == (MAX_SIDE // 2, MAX_SIDE, 3)
+    with pytest.raises(UploadError, match="4000 x 2000 pixels.*serve.upload_limit_pixels") as refused:
+        decode_image(big, 4000 * 2000 - 1)
+    assert refused.value.status == 413
+    photo = np.zeros((4000, 8000, 3), np.uint8)
+    photo[:, ::2] = 255  # stripes: a JPEG decoded at reduced scale still averages them to grey
+    reduced = decode_image(cv2.imencode(".jpg", photo)[1].tobytes(), PIXELS)
+    assert reduced.shape == (MAX_SIDE // 2, MAX_SIDE, 3) and abs(float(reduced.mean()) - 127.5) < 3
+
+
+def test_stored_backgrounds_are_held_to_a_quota_per_peer_and_in_all(tmp_path):
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    for folder, size in ((mine, 600), (other, 300)):
+        folder.mkdir()
+        (folder / "background_1.jpg").write_bytes(b"x" * size)
+    check_quota(400, mine, [mine, other], per_peer=1000, total=1300)  # 1000 and 1300: at the limits, accepted
+    with pytest.raises(UploadError, match="disk_limit_bytes_per_peer") as refused:
+        check_quota(401, mine, [mine, other], per_peer=1000, total=10_000)
+    assert refused.value.status == 507
+    with pytest.raises(UploadError, match="serve.disk_limit_bytes\\)"):
+        check_quota(401, mine, [mine, other], per_peer=10_000, total=1300)
+    check_quota(401, mine, [mine, tmp_path / "a peer that left"], per_peer=10_000, total=1300)
 
 
 def test_each_peer_gets_its_own_learned_engine(models):
@@ -324,10 +346,11 @@ def test_a_person_gets_an_own_uploaded_background_and_the_folder_goes_with_the_p
         x, y = peer.points.people[0]
         selected = await peer.channel.ask({"type": "select", "x": int(x * frame.width), "y": int(y * frame.height)})
         nobody = await peer.channel.ask({"type": "select", "x": 5, "y": 5})
-        state = await peer.session.set_background(np.full((50, 80, 3), ORANGE, np.uint8), selected["track"])
-        files = sorted(p.name for p in peer.session.folder.iterdir())
+        await peer.session.set_background(encoded(np.full((50, 80, 3), GREEN, np.uint8)), selected["track"])
+        state = await peer.session.set_background(encoded(np.full((50, 80, 3), ORANGE, np.uint8)), selected["track"])
+        files = sorted(p.name for p in peer.session.folder.iterdir())  # the replaced background is gone
         # the left part of the frame is nearest the left person and shows their background
-        own, _ = await peer.frame_where(lambda s: near(s["background"][0], ORANGE, 0))
+        own, _ = await peer.frame_where(lambda s: near(s["background"][0], ORANGE, 2))
         plate = await peer.channel.ask({"type": "plate"})
         await peer.session.close()
         return first, frame, selected, nobody, state, files, own, plate, peer.session.folder
@@ -336,8 +359,8 @@ def test_a_person_gets_an_own_uploaded_background_and_the_folder_goes_with_the_p
     assert frame.time_base == Fraction(1, 90000) and frame.pts % 3000 == 0  # the camera's own timestamps
     assert selected["track"] is not None and selected["state"]["own_background"] is False
     assert nobody == {"type": "selected", "track": None, "state": None}
-    assert state.own_background and files == ["background_1.png"]
-    assert near(own["background"][0], ORANGE, 0) and near(own["background"][2], MAGENTA, 0), own
+    assert state.own_background and files == ["background_2.jpg"]
+    assert near(own["background"][0], ORANGE, 2) and near(own["background"][2], MAGENTA, 0), own  # stored as JPEG
     assert plate["type"] == "error" and "difference" in plate["message"]  # a chroma key has no empty scene
     assert not folder.exists()
 

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -210,6 +211,72 @@ def test_browser_samples_people_and_background_from_one_picture():
     first, _ = wait(lambda: grab(video, scene_points()), shows_processed_video)
     assert all(near(c, MAGENTA) for c in first["background"]), first
     assert all(near(c, kept) for c, kept in zip(first["people"], kept_colours())), first
+
+
+# --- hostile input (tests/helpers/hostile_client.py) ---------------------------------------------
+
+HOSTILE = [*SETTINGS, "serve.connect_timeout_s=2"]
+
+
+def test_malformed_and_mutated_offers_are_refused_and_leave_nothing_behind(namespace, tmp_path):
+    """The offers that once got a 500 and kept their slot (one slot here: a leak locks out the next), and
+    seeded random mutations of a real aiortc offer: every answer is 4xx or 200, and nothing stays."""
+    from tests.helpers.hostile_client import CORPUS
+
+    with served(namespace, tmp_path, HOSTILE) as server_temp:
+        report = helper(namespace, "hostile_client", "fuzz", "--mutations", "150", "--seed", "7")
+        left = list(server_temp.iterdir())
+    statuses = report["statuses"]
+    assert len(statuses) == len(CORPUS) + 150 + 5
+    assert {n: c for n, c in statuses.items() if not (c == 200 or 400 <= c < 500)} == {}, report["errors"]
+    issue_cases = ["setup bogus", "no setup", "rtpmap without clock rate", "m-line without formats",
+                   "m-line port not a number", "duplicate mids"]
+    assert [statuses[name] for name in issue_cases] == [400] * 6, report["errors"]
+    assert all("cannot use this offer" in report["errors"][name] for name in issue_cases)
+    assert sum(c == 200 for c in statuses.values()) >= 10  # the mutations reach past validation, into aiortc
+    assert report["status"]["peers"] == 0 and report["status"]["freed"]["bad_offer"] >= 6
+    assert left == []  # no peer folder left behind
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def test_peers_that_never_connect_give_their_slots_back(namespace, tmp_path):
+    """Offers that never connect hold every slot until serve.connect_timeout_s; a peer still waiting when
+    the server stops is closed quietly, its folder removed."""
+    with served(namespace, tmp_path, [*HOSTILE, "serve.max_peers=2"]) as server_temp:
+        report = helper(namespace, "hostile_client", "slots", "--peers", "2")
+    assert report["held"] == [200, 200] and report["busy"] == 503 and report["full"]["peers"] == 2
+    assert report["freed"]["peers"] == 0 and report["freed"]["freed"]["timed_out"] == 2, report
+    assert report["again"] == 200 and report["status"]["peers"] == 1
+    assert list(server_temp.iterdir()) == [] and "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(namespace, tmp_path):
+    """A 1 MB PNG declaring 20000 x 20000 pixels (1.2 GB decoded) under the byte limit: 413 from its header,
+    and the server's memory stays where it was."""
+    psutil = pytest.importorskip("psutil")
+    settings = [*HOSTILE, f"serve.upload_limit_bytes={8 * 2**20}"]
+    with served(namespace, tmp_path, settings):
+        (server,) = [p for p in psutil.Process().children(recursive=True) if "serve" in p.cmdline()]
+        helper(namespace, "hostile_client", "ready")
+        before = server.memory_info().rss  # up and idle
+        rss = [before]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                rss.append(server.memory_info().rss)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            report = helper(namespace, "hostile_client", "bomb")
+        finally:
+            done.set()
+            sampler.join()
+    assert report["offer"] == 200 and report["bytes"] < 8 * 2**20
+    assert report["upload"]["status"] == 413 and "upload_limit_pixels" in report["upload"]["body"]["error"]
+    assert max(rss) - before < 100 * 2**20, (before, max(rss))
+    assert report["status"]["peers"] == 0
 
 
 def test_serve_names_a_port_in_use(tmp_path):

@@ -87,21 +87,33 @@ class PeerSession:
         def on_message(text: str | bytes) -> None:
             self._start(self._reply(text))
 
-    async def set_background(self, image: np.ndarray, track: int | None) -> PersonState | None:
-        """Show `image` behind everyone (track None) or as the own background of one person."""
+    async def set_background(self, data: bytes, track: int | None) -> PersonState | None:
+        """Show an encoded image (uploads.encoded) behind everyone (track None) or as the own background of
+        one person. The folder keeps only the backgrounds in use: each upload replaces one."""
         name = f"background_{next(self._uploads)}"
 
         def switch() -> PersonState | None:
-            path = save_image(image, self.folder, name)
+            path = save_image(data, self.folder, name)
+            state = None
             if track is None:
                 self._replace_background(path)
-                return None
-            effects = self.processor.compositor.effects
-            spec = effects.get(track).model_copy(update={"background": path})
-            effects.set(track, spec)
-            return PersonState.of(spec)
+            else:
+                effects = self.processor.compositor.effects
+                spec = effects.get(track).model_copy(update={"background": path})
+                effects.set(track, spec)
+                state = PersonState.of(spec)
+            self._forget_unused()
+            return state
 
         return await self._run(switch)
+
+    def _forget_unused(self) -> None:
+        """Delete the uploads no effect shows any more (they were read when set: the compositor keeps them)."""
+        compositor = self.processor.compositor
+        used = {compositor.cfg.background.path, *compositor.effects.backgrounds()}
+        for path in self.folder.iterdir():
+            if path not in used:
+                path.unlink(missing_ok=True)
 
     async def close(self) -> None:
         """Stop the tasks, let the frame in progress finish, free the processor and delete the folder."""
