@@ -104,7 +104,8 @@ class RtspSourceConfig(Strict):
     url: str = Field(pattern=r"^rtsps?://")
     transport: Literal["tcp", "udp"] = "tcp"
     listen: bool = False
-    timeout_s: float = Field(5.0, gt=0, description="open/read timeout before reconnecting")
+    timeout_s: float = Field(5.0, gt=0, description="open/read timeout before reconnecting; a stream silent this "
+                             "long is shown as awaited (a card) even before PyAV gives up")
     reconnect_min_s: float = Field(0.25, gt=0)
     reconnect_max_s: float = Field(8.0, gt=0)
 

@@ -37,6 +37,7 @@ class Sink(ABC):
         self.frames = 0
         self.wants_stop = False  # set by interactive sinks (preview: q or Esc)
         self._size: tuple[int, int] | None = None
+        self._refitting = False  # pictures of another size came (said once)
 
     def write(self, image: np.ndarray, *, at_ns: int | None = None) -> None:
         """at_ns: when the picture was live (time.monotonic_ns() of its capture, or of a card while the
@@ -48,10 +49,24 @@ class Sink(ABC):
             self._size = size
             self._open(*size)
         elif size != self._size:
-            raise SinkError(f"{type(self).__name__}: frame size changed from {self._size} to {size}; "
-                            "a stream keeps one size")
+            image = self._fitted(image)
         self._write(image, at_ns)
         self.frames += 1
+
+    def _fitted(self, image: np.ndarray) -> np.ndarray:
+        """A picture of another size than the output was opened at (a card shown before the first frame, a
+        camera back at another resolution), scaled to fit it with black bars: an output keeps one size."""
+        width, height = self._size
+        if not self._refitting:
+            log.warning("%s: pictures are %dx%d, the output was opened at %dx%d: they are fitted to it",
+                        type(self).__name__, image.shape[1], image.shape[0], width, height)
+            self._refitting = True
+        scale = min(width / image.shape[1], height / image.shape[0])
+        inner = max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))
+        out = np.zeros((height, width, image.shape[2]), np.uint8)
+        top, left = (height - inner[1]) // 2, (width - inner[0]) // 2
+        out[top:top + inner[1], left:left + inner[0]] = cv2.resize(image, inner, interpolation=cv2.INTER_AREA)
+        return out
 
     @abstractmethod
     def _open(self, width: int, height: int) -> None: ...

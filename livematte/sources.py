@@ -55,6 +55,7 @@ class SourceInfo:
     name: str
     fps: float
     live: bool  # frames arrive in real time (newest wins) rather than as fast as they are taken
+    stall_s: float | None = None  # a live source silent this long has stalled (its read timeout); None: not judged
 
 
 class Source(ABC):
@@ -119,6 +120,8 @@ class Source(ABC):
     def _run(self) -> None:
         try:
             for frame in self._produce():
+                if self.status == "starting":
+                    self.status = "running"
                 if self._stop.is_set() or not self._mailbox.put(frame):
                     break
         except Exception as exc:  # handed to the consumer, which raises it as a SourceError
@@ -272,7 +275,7 @@ class FileSource(Source):
 
 class RtspSource(Source):
     def __init__(self, cfg: RtspSourceConfig):
-        super().__init__(SourceInfo(f"rtsp {cfg.url}", 30.0, live=True), lossless=False)
+        super().__init__(SourceInfo(f"rtsp {cfg.url}", 30.0, live=True, stall_s=cfg.timeout_s), lossless=False)
         self.cfg = cfg
 
     def _connect(self) -> Iterator[Frame]:
@@ -287,7 +290,7 @@ class RtspSource(Source):
             container.streams.video[0].thread_type = "SLICE"  # frame threads would add frames of latency
             rate = container.streams.video[0].average_rate
             if rate:
-                self.info = SourceInfo(self.info.name, float(rate), live=True)
+                self.info = SourceInfo(self.info.name, float(rate), live=True, stall_s=self.cfg.timeout_s)
             log.info("%s: connected", self.info.name)
             for pixels, pts in _decode(container):
                 if self._stop.is_set():

@@ -36,6 +36,8 @@ from livematte.sources import Source, SourceInfo, open_source
 log = logging.getLogger(__name__)
 STAGES = (*PROCESS_STAGES, "sinks")
 A, B = TypeVar("A"), TypeVar("B")
+WAITING_AFTER_S = 1.0  # a live source that has sent nothing this long after the start is shown as awaited
+CARD_SIZE = (1280, 720)  # (width, height) of the card shown before a source's first picture
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,8 @@ class LivePipeline:
         self.processor = FrameProcessor(cfg, self.engine)
         self.times: dict[str, deque[float]] = {**self.processor.times, "sinks": deque(maxlen=STATS_WINDOW)}
         self.latencies: deque[float] = deque(maxlen=STATS_WINDOW)
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # the workers end
+        self._ending = threading.Event()  # run() ends (stop())
 
     def run(self, show_progress: bool = True) -> RunReport:
         """Until the source ends, `run.max_frames`, a preview window is closed, or Ctrl-C."""
@@ -104,7 +107,7 @@ class LivePipeline:
             progress = stack.enter_context(self._progress(source, show_progress))
             task = progress.add_task("frames", total=self._expected_frames(), fps=0.0)
             last: np.ndarray | None = None
-            card: np.ndarray | None = None
+            card: tuple[str, np.ndarray] | None = None  # the card shown while no picture comes, and its text
             try:
                 while True:
                     try:
@@ -114,10 +117,13 @@ class LivePipeline:
                             raise closed.__cause__
                         break
                     if item is None:
-                        if source.status == "reconnecting" and last is not None:
-                            card = reconnecting_card(last, source.info.name) if card is None else card
-                            for sink in sinks:  # viewers see why the picture stopped, and the output keeps its pace
-                                sink.write(card, at_ns=time.monotonic_ns())
+                        if self._ending.is_set():
+                            break
+                        text = card_text(source, last is not None, time.perf_counter() - last_out)
+                        if text is not None:
+                            card = card if card is not None and card[0] == text else (text, status_card(text, last))
+                            for sink in sinks:  # viewers see why there is no picture, and the output keeps its pace
+                                sink.write(card[1], at_ns=time.monotonic_ns())
                             cards += 1
                         continue
                     last, card = item.image, None
@@ -127,7 +133,7 @@ class LivePipeline:
                         first, dropped_at_first = last_out, self._dropped(source, inferred, tracked, rendered)
                     frames += 1
                     progress.update(task, completed=frames, fps=frames / (time.perf_counter() - started))
-                    if frames == cfg.run.max_frames or any(s.wants_stop for s in sinks):
+                    if frames == cfg.run.max_frames or any(s.wants_stop for s in sinks) or self._ending.is_set():
                         break
             except KeyboardInterrupt:
                 interrupted = True
@@ -140,6 +146,10 @@ class LivePipeline:
                          latency_ms=float(np.median(self.latencies)) if self.latencies else 0.0, outputs=outputs,
                          interrupted=interrupted, cards=cards, first_frame_s=first - started,
                          output_s=last_out - first, dropped_running=dropped - dropped_at_first)
+
+    def stop(self) -> None:
+        """End run() from another thread as it ends at run.max_frames: every output finalised."""
+        self._ending.set()
 
     def _infer(self, source: Source, out: Mailbox[Inferred]) -> None:
         """First worker: newest frame -> the engine's people, handed to the tracking worker."""
@@ -216,12 +226,29 @@ class LivePipeline:
                         TextColumn("{task.fields[fps]:.1f} fps"), disable=not show, transient=True)
 
 
-def reconnecting_card(image: np.ndarray, name: str) -> np.ndarray:
-    """The last picture, dimmed, with a line saying the source is being reconnected."""
-    card = (image.astype(np.uint16) * 2 // 5).astype(np.uint8)
+def card_text(source: Source, shown: bool, silent_s: float) -> str | None:
+    """What the outputs of a live source say while it sends no picture (None: nothing to say yet). shown:
+    a picture was output; silent_s: seconds since the last one (since the start before the first)."""
+    info = source.info
+    if not info.live:
+        return None
+    if not shown:  # before the first picture: down at start, or still connecting
+        return f"waiting for {info.name}..." if source.status != "running" and silent_s >= WAITING_AFTER_S else None
+    if source.status == "reconnecting":
+        return f"reconnecting to {info.name}..."
+    if info.stall_s is not None and silent_s >= info.stall_s:  # connected, but nothing comes
+        return f"waiting for {info.name}..."
+    return None
+
+
+def status_card(text: str, image: np.ndarray | None) -> np.ndarray:
+    """The last picture dimmed (a dark CARD_SIZE picture before the first one), with `text` across it."""
+    if image is None:
+        card = np.full((CARD_SIZE[1], CARD_SIZE[0], 3), 32, np.uint8)
+    else:
+        card = (image.astype(np.uint16) * 2 // 5).astype(np.uint8)
     height, width = card.shape[:2]
     scale = max(0.5, width / 1280)
-    text = f"reconnecting to {name}..."
     (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
     origin = (max(0, (width - tw) // 2), (height + th) // 2)
     colour = (255, 255, 255, 255)[: card.shape[2]]

@@ -58,6 +58,31 @@ def test_a_stop_signal_mid_recording_leaves_a_playable_file(tmp_path, stop):
     assert Path(stdout.strip().splitlines()[-1]) == recording
 
 
+@pytest.mark.parametrize("gap_s", [0.0, 0.05])
+def test_a_second_stop_signal_exits_fast_and_the_recording_still_plays(tmp_path, gap_s):
+    """A second SIGTERM while the first one is being handled (an impatient `kill`, systemd's stop sequence)
+    skips the orderly shutdown's waits: the run ends within seconds, with no traceback, and the
+    recording plays (fragmented: everything written before the stop is in it)."""
+    recording = tmp_path / "out" / "livematte.mp4"
+    run = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--set", "source.frames=null",
+                            "--set", "source.realtime=true", "--set", "source.width=160", "--set", "source.height=96"],
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not recording.exists() and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.1)
+    time.sleep(1.5)  # a keyframe's fragment written
+    run.send_signal(signal.SIGTERM)
+    time.sleep(gap_s)
+    run.send_signal(signal.SIGTERM)
+    start = time.monotonic()
+    _, stderr = run.communicate(timeout=60)
+    assert time.monotonic() - start < 10
+    # 130: stopped during the shutdown; 0: the shutdown had finished; -SIGTERM: the second signal came as
+    # the interpreter was exiting, after every output was closed
+    assert run.returncode in (0, 130, -signal.SIGTERM) and "Traceback" not in stderr, stderr
+    assert frames_in(recording) >= 30
+
+
 def frames_in(path: Path) -> int:
     """The frames a player shows: up to the first damaged packet (a file cut off mid-write may end in one)."""
     shown = 0

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livematte.config import FileSinkConfig, NullSinkConfig, PngSinkConfig, PreviewSinkConfig, VirtualCameraSinkConfig
+from livematte.config import FileSinkConfig, PngSinkConfig, PreviewSinkConfig, VirtualCameraSinkConfig
 from livematte.sinks import SinkError, open_sink
 
 
@@ -74,14 +74,18 @@ def test_png_sink_keeps_alpha(tmp_path):
     assert np.array_equal(back, image)
 
 
-def test_sinks_reject_size_changes_and_bad_arrays(tmp_path):
-    sink = open_sink(NullSinkConfig(), fps=30)
-    sink.write(np.zeros((10, 10, 3), np.uint8))
-    with pytest.raises(SinkError, match="frame size changed"):
-        sink.write(np.zeros((12, 10, 3), np.uint8))
+def test_sinks_fit_pictures_of_another_size_and_reject_bad_arrays(tmp_path):
+    """An output keeps the size it was opened at (a waiting card before a camera's first frame, a camera
+    back at another resolution): other pictures are fitted with black bars."""
+    sink = open_sink(PngSinkConfig(path=tmp_path / "frames"), fps=30)
+    sink.write(np.zeros((10, 20, 3), np.uint8))
+    sink.write(np.full((40, 40, 3), 200, np.uint8))  # square: bars left and right
     with pytest.raises(SinkError, match="uint8 BGR or BGRA"):
         sink.write(np.zeros((10, 10), np.float32))
-    assert sink.frames == 1
+    assert sink.frames == 2
+    fitted = cv2.imread(str(sorted((tmp_path / "frames").glob("*.png"))[1]))
+    assert fitted.shape == (10, 20, 3)
+    assert (fitted[:, 5:15] == 200).all() and (fitted[:, :5] == 0).all() and (fitted[:, 15:] == 0).all()
 
 
 def test_virtual_camera_without_backend_names_v4l2loopback():

@@ -1,5 +1,7 @@
+import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -213,6 +215,75 @@ def test_rtsp_pull_survives_the_server_going_away():
             assert after[0].index > before[-1].index
     finally:
         stop(server)
+
+
+def test_a_camera_down_at_start_gets_a_waiting_card_until_its_first_picture(tmp_path):
+    """The outputs open at once and show why there is no picture (at the card's size, which later
+    pictures are fitted to), and the real pictures follow once the camera is up."""
+    from livematte.config import load_config
+    from pipelines.live import CARD_SIZE, LivePipeline
+
+    port = free_port()
+    cfg = load_config(overrides=[
+        "source.kind=rtsp", f"source.url=rtsp://127.0.0.1:{port}/x", "source.timeout_s=1",
+        "source.reconnect_min_s=0.2", "source.reconnect_max_s=0.5", "engine.kind=keying",
+        "engine.keying.mode=difference", "engine.keying.plate_frames=1", "sinks.0.kind=png",
+        f"sinks.0.path={tmp_path / 'frames'}", "effects.people={}", "run.max_frames=10"])
+    pipeline = LivePipeline(cfg)
+    server = None
+    try:
+        runner = ThreadPoolExecutor(1).submit(pipeline.run, False)
+        wait_for(lambda: len(list((tmp_path / "frames").glob("*.png"))) >= 10, what="cards before the camera")
+        server = gstreamer_server(port)
+        report = runner.result(timeout=60)
+    finally:
+        pipeline.stop()
+        if server is not None:
+            stop(server)
+    written = [cv2.imread(str(p)) for p in sorted((tmp_path / "frames").glob("*.png"))]
+    assert report.frames == 10 and report.cards >= 10 and len(written) == report.frames + report.cards
+    assert all(w.shape == (CARD_SIZE[1], CARD_SIZE[0], 3) for w in written)
+    first, last = written[0], written[-1]
+    assert first.mean() < 45 and (first > 200).any(), "a dark card with white text"
+    assert (last[:, :150] == 0).all() and last[:, 200:-200].mean() > 45, "the camera's 4:3 picture, fitted"
+
+
+def test_a_stalled_camera_gets_a_card_after_its_timeout(tmp_path):
+    """A server that stops sending with its socket open (here: the process stopped) is noticed after
+    source.timeout_s, not after PyAV's read timeout and a reconnect attempt (twice as long)."""
+    from livematte.config import load_config
+    from pipelines.live import LivePipeline
+
+    port, timeout = free_port(), 4.0
+    cfg = load_config(overrides=[
+        "source.kind=rtsp", f"source.url=rtsp://127.0.0.1:{port}/x", f"source.timeout_s={timeout}",
+        "engine.kind=keying", "engine.keying.mode=difference", "engine.keying.plate_frames=1", "sinks.0.kind=png",
+        f"sinks.0.path={tmp_path / 'frames'}", "effects.people={}", "run.max_frames=30"])
+    server = gstreamer_server(port)
+    pipeline = LivePipeline(cfg)
+    try:
+        runner = ThreadPoolExecutor(1).submit(pipeline.run, False)
+        wait_for(lambda: len(pipeline.latencies) >= 10, what="the camera's pictures")
+        server.send_signal(signal.SIGSTOP)
+        stopped = time.time()
+        shown = len(list((tmp_path / "frames").glob("*.png")))
+        wait_for(lambda: pipeline_cards(tmp_path / "frames", shown), seconds=4 * timeout, what="a card")
+        card_at = min(pipeline_cards(tmp_path / "frames", shown))
+    finally:
+        pipeline.stop()
+        server.send_signal(signal.SIGCONT)
+        stop(server)
+    runner.result(timeout=60)
+    assert timeout - 0.5 <= card_at - stopped <= timeout + 2.0, card_at - stopped
+
+
+def pipeline_cards(folder: Path, after: int) -> list[float]:
+    """Modification times of the dimmed pictures (cards) written after the first `after` ones (the last
+    five of which are the camera's)."""
+    written = sorted(folder.glob("*.png"))[:-1]  # the newest may be half written
+    brightness = [cv2.imread(str(p)).mean() for p in written]
+    normal = np.median(brightness[after - 5:after])
+    return [p.stat().st_mtime for p, b in zip(written[after:], brightness[after:]) if b < 0.6 * normal]
 
 
 def publisher(clip: Path, port: int) -> subprocess.Popen:
