@@ -286,3 +286,16 @@ def open_sink(cfg: SinkConfig, fps: float) -> Sink:
     """The sink a config describes; `fps` is the source's rate (used where the config sets none)."""
     kinds = {"file": FileSink, "png": PngSink, "vcam": VirtualCameraSink, "preview": PreviewSink, "null": NullSink}
     return kinds[cfg.kind](cfg, fps)
+
+
+def playable_frames(path) -> int:
+    """The frames a player shows of a video file: up to its first damaged packet (a file cut off mid-write,
+    by SIGKILL or a full disk, may end in one)."""
+    shown = 0
+    with av.open(str(path)) as container:
+        try:
+            for packet in container.demux(video=0):
+                shown += len(packet.decode())
+        except av.error.InvalidDataError:
+            shown += len(container.streams.video[0].codec_context.decode(None))  # the frames still in the decoder
+    return shown
