@@ -33,6 +33,7 @@ from numba import njit, prange
 
 from kernels import _cuda
 from kernels._arrays import checked, leading, native, on_gpu, restore, xp_of
+from kernels._extent import whole
 from kernels.blur import background_blur, masked_blur
 
 
@@ -287,9 +288,10 @@ class _SceneScalars(NamedTuple):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _composite_cpu(frame, alphas, people, image, own, privacy, out, scalars):
+def _composite_cpu(frame, alphas, people, image, own, privacy, out, scalars, windows):
     """Row by row, person by person (over the span where the person's alpha is non-zero, which is exact:
-    a zero alpha adds nothing), so the inner loops over x carry no per-pixel branching on the effect."""
+    a zero alpha adds nothing; the span is sought inside the person's window [y0, y1, x0, x1)), so the
+    inner loops over x carry no per-pixel branching on the effect."""
     base_mode, base_color, block, feather = scalars.base_mode, scalars.color, scalars.block, scalars.feather
     count, h, w = alphas.shape
     channels = out.shape[2]
@@ -326,13 +328,14 @@ def _composite_cpu(frame, alphas, people, image, own, privacy, out, scalars):
         remaining = np.ones(w)
         acc = np.zeros((4, w))
         for i in range(count - 1, -1, -1):
-            row = alphas[i, y]
-            lo = 0
-            while lo < w and not row[lo] > 0.0:
-                lo += 1
-            if lo == w:
+            if y < windows[i, 0] or y >= windows[i, 1]:
                 continue
-            hi = w
+            row = alphas[i, y]
+            lo, hi = windows[i, 2], windows[i, 3]
+            while lo < hi and not row[lo] > 0.0:
+                lo += 1
+            if lo == hi:
+                continue
             while not row[hi - 1] > 0.0:
                 hi -= 1
             effect = effects[i]
@@ -396,13 +399,15 @@ def _composite_cpu(frame, alphas, people, image, own, privacy, out, scalars):
 
 
 def composite(frame, alphas, layers: PersonLayers, scene: Scene, *, image=None, own_images=None, boxes=None,
-              out=None):
+              extents=None, out=None):
     """Build the output frame from the background and the person layers (see the module docstring).
 
     frame: (H, W, 3) uint8 BGR; alphas: (N, H, W) float32, back to front; image: (H, W, 3) uint8 for
     Background.IMAGE; own_images: (K, H, W, 3) uint8 indexed by layers.background; boxes: (N, 4) person
-    boxes for own-background regions (person_boxes(alphas) when omitted); out: optional (H, W, 3)
-    uint8, or (H, W, 4) when the background is transparent. Returns the output of the caller's kind.
+    boxes for own-background regions (person_boxes(alphas) when omitted); extents: (N, 4) int64
+    [y0, y1, x0, x1) holding every alpha > 0, when the caller knows them (the CPU twin then looks
+    for each person only there; the whole frame when omitted); out: optional (H, W, 3) uint8, or
+    (H, W, 4) when the background is transparent. Returns the output of the caller's kind.
     """
     kind, src, gpu = leading(frame, "frame", np.uint8, (None, None, 3))
     xp = xp_of(src)
@@ -436,7 +441,11 @@ def composite(frame, alphas, layers: PersonLayers, scene: Scene, *, image=None, 
             raise ValueError(f"boxes must have shape ({count}, 4) as [x0, y0, x1, y1] per person, got {boxes.shape}")
     effects = set(np.asarray(layers.effect).tolist())
     hidden = [i for i, e in enumerate(np.asarray(layers.effect).tolist()) if e in (Effect.BLUR, Effect.PIXELATE)]
-    privacy = _privacy_blur(src, people[hidden], scene) if hidden else src
+    if extents is not None and np.shape(extents) != (count, 4):
+        raise ValueError(f"extents must have shape ({count}, 4) as [y0, y1, x0, x1) per person, got "
+                         f"{np.shape(extents)}")
+    privacy = _privacy_blur(src, people[hidden], scene, None if extents is None else extents[hidden]) if hidden \
+        else src
     packed = layers.packed(np.zeros((count, 4)) if boxes is None else boxes)
     spotlight = Effect.SPOTLIGHT in effects
     image = src if image is None else image
@@ -451,19 +460,24 @@ def composite(frame, alphas, layers: PersonLayers, scene: Scene, *, image=None, 
         scalars = _SceneScalars(base_mode=base_mode, color=np.asarray(scene.color, np.float64), spotlight=spotlight,
                                 dim=scene.spotlight_dim, regions=regions, feather=scene.region_feather,
                                 block=scene.pixel_block)
+        windows = whole(count, h, w) if extents is None else np.ascontiguousarray(extents, np.int64)
         _composite_cpu(frame=src, alphas=people, people=packed, image=image, own=own, privacy=privacy, out=result,
-                       scalars=scalars)
+                       scalars=scalars, windows=windows)
     return out if out is not None else restore(result, kind)
 
 
-def _privacy_blur(src, people, scene: Scene):
-    """masked_blur(of_people) of the people behind blur/pixelate, computed only over their boxes.
+def _privacy_blur(src, people, scene: Scene, extents=None):
+    """masked_blur(of_people) of the people behind blur/pixelate, computed only over their boxes (from
+    their extents, [y0, y1, x0, x1), when known).
 
     Every pixel the composite reads from it (a person pixel, or a pixelation block centre within
     pixel_block of one) lies at least privacy_radius inside the box grown by privacy_radius +
     pixel_block, so its window never meets the box's edge and the result there is the full-frame one.
     """
-    boxes = person_boxes(people, threshold=0.0)
+    if extents is None:
+        boxes = person_boxes(people, threshold=0.0)
+    else:  # [x0, y0, x1, y1] inclusive, as person_boxes gives them; may be wider than the alphas > 0 (exact still)
+        boxes = np.stack([extents[:, 2], extents[:, 0], extents[:, 3] - 1, extents[:, 1] - 1], axis=1)
     present = boxes[boxes[:, 2] >= boxes[:, 0]]
     if not len(present):
         return src

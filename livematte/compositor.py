@@ -144,9 +144,11 @@ class Compositor:
         scale = alphas.shape[2] / width  # 1, or the learned engine's smaller mattes (feathered before enlarging)
         if self.cfg.feather and ids:
             alphas, extents = feather(alphas, max(1, round(self.cfg.feather * scale)), extents=extents), None
-        if scale != 1:
-            alphas = enlarged(alphas, extents, height, width)
-        boxes = person_boxes(alphas) if ids else np.zeros((0, 4), np.float32)
+        if scale != 1:  # boxes from the small mattes, a quarter of the work or less
+            boxes = _scaled_boxes(person_boxes(alphas), width / alphas.shape[2], height / alphas.shape[1])
+            alphas, extents = enlarged(alphas, extents, height, width)
+        else:
+            boxes = person_boxes(alphas) if ids else np.zeros((0, 4), np.float32)
         order = sorted(range(len(ids)), key=lambda i: (boxes[i, 3], boxes[i, 1]))  # lower bottom edge = nearer = later
         ordered = alphas[order] if ids else alphas
         specs = [self.effects.get(ids[i]) for i in order]
@@ -161,7 +163,8 @@ class Compositor:
         own_images = None if not own_paths else self._still(
             xp, ("own", *own_paths, width, height), lambda: np.stack([_fitted(p, width, height) for p in own_paths]))
         out = composite(src, ordered, layers, self.scene, image=self._background_image(xp, width, height),
-                        own_images=own_images, boxes=boxes[order] if ids else None)
+                        own_images=own_images, boxes=boxes[order] if ids else None,
+                        extents=None if extents is None or not ids else extents[order])
         isolated = {ids[i]: restore(isolated_layer(src, alphas[i]), kind)
                     for i in range(len(ids)) if ids[i] in self.cfg.isolate}
         self._last = (alphas, ids)
@@ -197,14 +200,28 @@ class Compositor:
             self._video.close()
 
 
-def enlarged(alphas: np.ndarray, extents: np.ndarray | None, height: int, width: int) -> np.ndarray:
+def _scaled_boxes(boxes: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """person_boxes ([x0, y0, x1, y1], inclusive pixels) of small mattes in the pixels of a frame sx, sy
+    times larger: the frame pixels those matte pixels cover."""
+    out = boxes.copy()
+    present = boxes[:, 2] >= boxes[:, 0]
+    out[present] = np.stack([np.floor(boxes[present, 0] * sx), np.floor(boxes[present, 1] * sy),
+                             np.ceil((boxes[present, 2] + 1) * sx) - 1, np.ceil((boxes[present, 3] + 1) * sy) - 1],
+                            axis=1)
+    return out
+
+
+def enlarged(alphas: np.ndarray, extents: np.ndarray | None, height: int,
+             width: int) -> tuple[np.ndarray, np.ndarray]:
     """(N, h, w) mattes brought to (N, height, width) as cv2.resize brings them (bilinear, pixel centres
-    aligned), working only around where each is non-zero (`extents` in the mattes' pixels, or found)."""
+    aligned), working only around where each is non-zero (`extents` in the mattes' pixels, or found), and
+    extents [y0, y1, x0, x1) in the frame's pixels that hold every non-zero value."""
     if not isinstance(alphas, np.ndarray):
         raise TypeError("mattes smaller than the frame come only from CPU engines, as NumPy arrays")
     people, h, w = alphas.shape
     found = nonzero_extents(alphas) if extents is None else np.asarray(extents, np.int64)
     out = np.zeros((people, height, width), np.float32)
+    out_extents = np.zeros((people, 4), np.int64)
     sy, sx = height / h, width / w
     for i, (y0, y1, x0, x1) in enumerate(found):
         if y1 <= y0 or x1 <= x0:
@@ -215,4 +232,5 @@ def enlarged(alphas: np.ndarray, extents: np.ndarray | None, height: int, width:
         to_matte = np.array([[1 / sx, 0, (left + 0.5) / sx - 0.5], [0, 1 / sy, (top + 0.5) / sy - 0.5]])
         cv2.warpAffine(alphas[i], to_matte, (right - left, bottom - top), dst=out[i, top:bottom, left:right],
                        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    return out
+        out_extents[i] = top, bottom, left, right
+    return out, out_extents

@@ -280,6 +280,27 @@ def test_privacy_blur_of_a_small_person_matches_the_full_frame_reference(effect)
     assert_rounds(composite(frame, alphas, layers, scene), reference(frame, alphas, layers, scene))
 
 
+@pytest.mark.parametrize("effect", list(Effect))
+def test_given_extents_bound_the_search_and_change_nothing(effect):
+    """Extents holding every alpha > 0 (exact ones, wider ones, an empty one for an absent person) give the
+    output the whole-frame search gives, and the reference's."""
+    rng = np.random.default_rng(int(effect) + 3)
+    frame = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    alphas = np.zeros((3, 60, 80), np.float32)
+    alphas[0, 10:30, 5:25] = rng.random((20, 20), dtype=np.float32)
+    alphas[1, 25:58, 40:79] = rng.random((33, 39), dtype=np.float32)
+    layers = PersonLayers(np.array([int(effect), int(Effect.TINT), int(Effect.PIXELATE)], np.int32),
+                          rng.uniform(0, 255, (3, 3)).astype(np.float32), rng.random(3).astype(np.float32),
+                          np.full(3, -1, np.int32))
+    scene = Scene(background=Background.COLOR, privacy_radius=3, pixel_block=5)
+    expected = composite(frame, alphas, layers, scene)
+    exact = np.array([[10, 30, 5, 25], [25, 58, 40, 79], [0, 0, 0, 0]], np.int64)
+    wider = np.array([[8, 33, 0, 30], [20, 60, 35, 80], [0, 0, 0, 0]], np.int64)
+    for extents in (exact, wider):
+        assert np.array_equal(composite(frame, alphas, layers, scene, extents=extents), expected)
+    assert_rounds(expected, reference(frame, alphas, layers, scene))
+
+
 # --- own-background regions: the CPU twin's region step against the literal rule ----------------------
 
 def region_reference(base, people, own, region_feather):
