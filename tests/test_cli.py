@@ -38,16 +38,23 @@ def test_max_frames_stops_an_endless_source(tmp_path):
     assert len(list((tmp_path / "out" / "frames").glob("*.png"))) == 5
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
-def test_a_stop_signal_mid_recording_leaves_a_playable_file(tmp_path, stop):
-    """kill, systemd, Docker, `timeout` and a closed terminal stop the run as Ctrl-C does."""
-    recording = tmp_path / "out" / "livematte.mp4"
+def live_recording(tmp_path: Path, name: str = "livematte.mp4") -> tuple[subprocess.Popen, Path]:
+    """`run.py` recording the synthetic scene live (30 fps, 160x96) to out/NAME, once its file exists."""
+    recording = tmp_path / "out" / name
     run = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--set", "source.frames=null",
-                            "--set", "source.realtime=true", "--set", "source.width=160", "--set", "source.height=96"],
+                            "--set", "source.realtime=true", "--set", "source.width=160", "--set", "source.height=96",
+                            "--set", f"sinks.0.path=out/{name}"],
                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not recording.exists() and time.monotonic() < deadline and run.poll() is None:
-        time.sleep(0.2)
+        time.sleep(0.1)
+    return run, recording
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_stop_signal_mid_recording_leaves_a_playable_file(tmp_path, stop):
+    """kill, systemd, Docker, `timeout` and a closed terminal stop the run as Ctrl-C does."""
+    run, recording = live_recording(tmp_path)
     time.sleep(1.0)  # a second of frames written
     run.send_signal(stop)
     stdout, stderr = run.communicate(timeout=60)
@@ -65,13 +72,7 @@ def test_a_second_stop_signal_exits_fast_and_the_recording_still_plays(tmp_path,
     """A second SIGTERM while the first one is being handled (an impatient `kill`, systemd's stop sequence)
     skips the orderly shutdown's waits: the run ends within seconds, with no traceback, and the
     recording plays (fragmented: everything written before the stop is in it)."""
-    recording = tmp_path / "out" / "livematte.mp4"
-    run = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--set", "source.frames=null",
-                            "--set", "source.realtime=true", "--set", "source.width=160", "--set", "source.height=96"],
-                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not recording.exists() and time.monotonic() < deadline and run.poll() is None:
-        time.sleep(0.1)
+    run, recording = live_recording(tmp_path)
     time.sleep(1.5)  # a keyframe's fragment written
     run.send_signal(signal.SIGTERM)
     time.sleep(gap_s)
@@ -88,17 +89,10 @@ def test_a_second_stop_signal_exits_fast_and_the_recording_still_plays(tmp_path,
 @pytest.mark.parametrize("name", ["livematte.mp4", "livematte.mkv"])
 def test_a_recording_killed_mid_run_plays_up_to_its_last_keyframe(tmp_path, name):
     """SIGKILL (or a power cut) leaves no chance to finalise: the file must already be playable."""
-    recording = tmp_path / "out" / name
-    run = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--set", "source.frames=null",
-                            "--set", "source.realtime=true", "--set", "source.width=160", "--set", "source.height=96",
-                            "--set", f"sinks.0.path=out/{name}"],
-                           cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not recording.exists() and time.monotonic() < deadline and run.poll() is None:
-        time.sleep(0.1)
+    run, recording = live_recording(tmp_path, name)
     time.sleep(3.5)  # 3.5 s of frames at 30 fps, keyframes every second
     run.kill()
-    run.wait(timeout=30)
+    run.communicate(timeout=30)
     assert playable_frames(recording) >= 60
 
 
