@@ -1,4 +1,3 @@
-import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +14,7 @@ from livematte.config import (
     SyntheticSourceConfig,
     WebcamSourceConfig,
 )
-from livematte.sources import SourceEnded, SourceError, open_source
+from livematte.sources import RtspSource, SourceEnded, SourceError, open_source
 from tests.media import ffmpeg, free_port, make_clip
 
 HELPERS = Path(__file__).parent / "helpers"
@@ -248,42 +247,23 @@ def test_a_camera_down_at_start_gets_a_waiting_card_until_its_first_picture(tmp_
     assert (last[:, :150] == 0).all() and last[:, 200:-200].mean() > 45, "the camera's 4:3 picture, fitted"
 
 
-def test_a_stalled_camera_gets_a_card_after_its_timeout(tmp_path):
-    """A server that stops sending with its socket open (here: the process stopped) is noticed after
-    source.timeout_s, not after PyAV's read timeout and a reconnect attempt (twice as long)."""
-    from livematte.config import load_config
-    from pipelines.live import LivePipeline
+def test_what_the_outputs_say_while_a_live_source_sends_nothing(tmp_path):
+    """Before the first picture: nothing for a second, then "waiting for"; while reconnecting: so; a
+    stream that stops sending with its connection open: "waiting for" after source.timeout_s (not after
+    PyAV's read timeout and a reconnect attempt, twice as long); files processed offline: never."""
+    from pipelines.live import WAITING_AFTER_S, card_text
 
-    port, timeout = free_port(), 4.0
-    cfg = load_config(overrides=[
-        "source.kind=rtsp", f"source.url=rtsp://127.0.0.1:{port}/x", f"source.timeout_s={timeout}",
-        "engine.kind=keying", "engine.keying.mode=difference", "engine.keying.plate_frames=1", "sinks.0.kind=png",
-        f"sinks.0.path={tmp_path / 'frames'}", "effects.people={}", "run.max_frames=30"])
-    server = gstreamer_server(port)
-    pipeline = LivePipeline(cfg)
-    try:
-        runner = ThreadPoolExecutor(1).submit(pipeline.run, False)
-        wait_for(lambda: len(pipeline.latencies) >= 10, what="the camera's pictures")
-        server.send_signal(signal.SIGSTOP)
-        stopped = time.time()
-        shown = len(list((tmp_path / "frames").glob("*.png")))
-        wait_for(lambda: pipeline_cards(tmp_path / "frames", shown), seconds=4 * timeout, what="a card")
-        card_at = min(pipeline_cards(tmp_path / "frames", shown))
-    finally:
-        pipeline.stop()
-        server.send_signal(signal.SIGCONT)
-        stop(server)
-    runner.result(timeout=60)
-    assert timeout - 0.5 <= card_at - stopped <= timeout + 2.0, card_at - stopped
-
-
-def pipeline_cards(folder: Path, after: int) -> list[float]:
-    """Modification times of the dimmed pictures (cards) written after the first `after` ones (the last
-    five of which are the camera's)."""
-    written = sorted(folder.glob("*.png"))[:-1]  # the newest may be half written
-    brightness = [cv2.imread(str(p)).mean() for p in written]
-    normal = np.median(brightness[after - 5:after])
-    return [p.stat().st_mtime for p, b in zip(written[after:], brightness[after:]) if b < 0.6 * normal]
+    camera = RtspSource(RtspSourceConfig(url="rtsp://127.0.0.1:9/x", timeout_s=4))  # not started: nothing sent
+    assert card_text(camera, shown=False, silent_s=WAITING_AFTER_S - 0.1) is None
+    assert card_text(camera, shown=False, silent_s=WAITING_AFTER_S) == "waiting for rtsp rtsp://127.0.0.1:9/x..."
+    camera.status = "running"
+    assert card_text(camera, shown=False, silent_s=30) is None  # connected; the first picture is on its way
+    assert card_text(camera, shown=True, silent_s=3.9) is None
+    assert card_text(camera, shown=True, silent_s=4.0) == "waiting for rtsp rtsp://127.0.0.1:9/x..."
+    camera.status = "reconnecting"
+    assert card_text(camera, shown=True, silent_s=0.1) == "reconnecting to rtsp rtsp://127.0.0.1:9/x..."
+    clip = open_source(FileSourceConfig(path=make_clip(tmp_path / "clip.mp4", frames=2)))
+    assert card_text(clip, shown=True, silent_s=60) is None and card_text(clip, shown=False, silent_s=60) is None
 
 
 def publisher(clip: Path, port: int) -> subprocess.Popen:
