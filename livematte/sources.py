@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import count
 from pathlib import Path
 from typing import Callable, Iterator
@@ -290,7 +290,7 @@ class RtspSource(Source):
             container.streams.video[0].thread_type = "SLICE"  # frame threads would add frames of latency
             rate = container.streams.video[0].average_rate
             if rate:
-                self.info = SourceInfo(self.info.name, float(rate), live=True, stall_s=self.cfg.timeout_s)
+                self.info = replace(self.info, fps=float(rate))
             log.info("%s: connected", self.info.name)
             for pixels, pts in _decode(container):
                 if self._stop.is_set():
