@@ -28,11 +28,9 @@ import livematte
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
+from random_network import random_network  # noqa: E402
 
 from livematte.config import load_config  # noqa: E402
-from livematte.model.e2ehim import E2EHIM  # noqa: E402
 from pipelines.bench import pipeline_run  # noqa: E402
 from pipelines.report import machine, report_path, write_report  # noqa: E402
 
@@ -47,12 +45,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
-        weights = Path(folder) / "random.safetensors"
-        torch.manual_seed(0)
-        save_file(E2EHIM().state_dict(), str(weights))
-        cfg = load_config(ROOT / "configs" / "bench.yaml", [
-            "engine.kind=e2ehim", f"engine.e2ehim.weights={weights}", "engine.e2ehim.device=cpu",
-            f"engine.e2ehim.input_size=[{args.input_size[0]}, {args.input_size[1]}]"])
+        cfg = load_config(ROOT / "configs" / "bench.yaml", random_network(Path(folder), args.input_size))
         summary, latencies = pipeline_run(cfg, args.frames)
 
     latencies = np.asarray(latencies)

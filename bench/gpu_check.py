@@ -2,7 +2,7 @@
 
     python bench/gpu_check.py --out DIR [--device cuda|cpu] [--only STEP ...]
 
-On a CUDA machine (torch with CUDA, CuPy) it runs five steps and writes DIR/gpu_check.json after each
+On a CUDA machine (torch with CUDA, CuPy) it runs six steps and writes DIR/gpu_check.json after each
 one (a run cut short keeps what it measured), DIR/gpu_check.png and, from the tests, DIR/tests.log:
 1. tests: `pytest -m gpu` over the CUDA tests (kernel parity with the CPU twins, CUDA graphs, the
    engine and the frame processor on CUDA);
@@ -16,7 +16,9 @@ one (a run cut short keeps what it measured), DIR/gpu_check.png and, from the te
    frame, but random weights find no people, so its mattes are replaced by the scene's true ones,
    uploaded before the run: tracking, fusion and compositing see real people;
 4. webrtc: four peers' sessions (the server's processing path, in process) on one shared CUDA engine;
-5. kernels: the CuPy kernels alone at 1080p and 4K with 1, 4 and 20 people, and their parity.
+5. kernels: the CuPy kernels alone at 1080p and 4K with 1, 4 and 20 people, and their parity;
+6. streams: 8 and 16 live 720p streams at 30 fps on one E2E-HIM, batched against one frame at a time
+   (`livematte bench --streams N`): streams held at 30 fps, the batching gain, latency.
 `--device cpu` runs the same steps on the CPU at small sizes (tests in CI), so the script is known to
 work before device time is spent. The packages a CUDA image lacks: scripts/gpu_wheels.sh.
 """
@@ -63,7 +65,7 @@ from pipelines.report import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 30.0
-STEPS = ("tests", "model", "pipeline", "webrtc", "kernels")
+STEPS = ("tests", "model", "pipeline", "webrtc", "kernels", "streams")
 CUDA_TESTS = ("tests/test_kernels_cuda.py", "tests/test_torch_engine.py", "tests/test_tensorrt.py",
               "tests/test_processor_network.py")
 PATHS = {"fp32": {"fp16": False}, "fp16": {"fp16": True}, "fp16_cuda_graphs": {"fp16": True, "cuda_graphs": True}}
@@ -71,7 +73,8 @@ EFFECTS = {1: {"effect": "blur", "background": str(ROOT / "configs/backgrounds/b
            2: {"effect": "pixelate"}, 3: {"effect": "tint"}, 4: {"effect": "spotlight"}, 5: {"effect": "hide"}}
 TARGETS = {"model_640x352_fp16_graphs_batch1_ms": 8.0, "model_640x352_fp16_graphs_batch4_per_frame_ms": 4.0,
            "pipeline_1080p_4_people_capacity_fps": 120.0, "latency_beyond_engine_ms": 3.0,
-           "copies_per_frame": 2.0, "composite_plus_fusion_1080p_ms": 1.0, "cost_20_vs_1_person": 1.1}
+           "copies_per_frame": 2.0, "composite_plus_fusion_1080p_ms": 1.0, "cost_20_vs_1_person": 1.1,
+           "streams_held_at_30_fps": 16, "batched_over_one_at_a_time_8_streams": 2.0}
 
 
 @dataclass(frozen=True)
@@ -90,15 +93,18 @@ class Sizes:
     kernels: dict[str, tuple[int, int]]
     peers: int
     peer_frames: int
+    streams: tuple[int, ...]  # how many streams at once, the first compared batched against one at a time
+    stream_frames: int
 
 
 CUDA_SIZES = Sizes(model={"640x352": (352, 640), "640x640": (640, 640)}, batches=(1, 4), repeats=50,
                    network=(352, 640), pipeline={"1920x1080": (1080, 1920), "1280x720": (720, 1280)},
                    frames=240, live_frames=150, sweep_frames=60, people=(1, 4, 20),
-                   kernels={"1080p": (1080, 1920), "4K": (2160, 3840)}, peers=4, peer_frames=60)
+                   kernels={"1080p": (1080, 1920), "4K": (2160, 3840)}, peers=4, peer_frames=60, streams=(8, 16),
+                   stream_frames=90)
 CPU_SIZES = Sizes(model={"160x96": (96, 160)}, batches=(1, 2), repeats=2, network=(96, 160),
                   pipeline={"320x192": (192, 320)}, frames=8, live_frames=6, sweep_frames=4, people=(1, 4),
-                  kernels={"320x192": (192, 320)}, peers=2, peer_frames=3)
+                  kernels={"320x192": (192, 320)}, peers=2, peer_frames=3, streams=(2, 3), stream_frames=4)
 
 
 # --- 1. tests --------------------------------------------------------------------------------------
@@ -456,6 +462,29 @@ def check_kernels(sizes: Sizes, device: str) -> dict:
     return {"cases": cases, "parity_max_abs_diff": parity() if device == "cuda" else {"skipped": "needs CUDA"}}
 
 
+# --- 6. streams ------------------------------------------------------------------------------------
+
+
+def check_streams(sizes: Sizes, device: str, model: E2EHIM, folder: Path) -> dict:
+    """`livematte bench --streams N` on the device: live 30 fps scenes at the pipeline's second size on one
+    E2E-HIM, batched against one frame at a time (pipelines/bench_streams.py)."""
+    from safetensors.torch import save_file
+
+    from pipelines.bench_streams import streams_bench
+
+    weights = folder / "streams.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    h, w = list(sizes.pipeline.values())[-1]
+    cfg = load_config(ROOT / "configs/bench.yaml", [
+        f"source.width={w}", f"source.height={h}", "engine.kind=e2ehim", f"engine.e2ehim.weights={weights}",
+        f"engine.e2ehim.device={device}", f"engine.e2ehim.input_size=[{sizes.network[0]}, {sizes.network[1]}]"])
+    runs = {}
+    for n in sizes.streams:
+        report, _ = streams_bench(cfg, n, sizes.stream_frames, folder, name=f"streams_{n}")
+        runs[str(n)] = {k: v for k, v in report.items() if k not in ("config", "device")}
+    return {"frame": f"{w}x{h}", "runs": runs}
+
+
 # --- report ----------------------------------------------------------------------------------------
 
 
@@ -484,6 +513,7 @@ def against_targets(report: dict) -> dict:
     live = runs.get("1920x1080 4 people live", {})
     copies = report.get("pipeline", {}).get("gpu_activity", {}).get("copies_per_frame", {})
     kernels = report.get("kernels", {}).get("cases", [])
+    streams = report.get("streams", {}).get("runs", {})
     measured = {
         "model_640x352_fp16_graphs_batch1_ms": find(lambda: graphs[1]["median_ms"]),
         "model_640x352_fp16_graphs_batch4_per_frame_ms": find(lambda: graphs[4]["per_frame_ms"]),
@@ -494,8 +524,12 @@ def against_targets(report: dict) -> dict:
         "composite_plus_fusion_1080p_ms": find(lambda: max(c["composite_plus_fusion_ms"] for c in kernels
                                                            if c["size"] == "1080p" and c["people"] <= 4)),
         "cost_20_vs_1_person": find(lambda: report["pipeline"]["per_person"]["most_vs_one"]),
+        "streams_held_at_30_fps": find(lambda: max(max(r["streams_held"] for r in run["modes"]["batched"])
+                                                   for run in streams.values())),
+        "batched_over_one_at_a_time_8_streams": find(lambda: streams["8"]["batched_over_single"]["total_fps"]),
     }
-    at_least = {"pipeline_1080p_4_people_capacity_fps"}
+    at_least = {"pipeline_1080p_4_people_capacity_fps", "streams_held_at_30_fps",
+                "batched_over_one_at_a_time_8_streams"}
     return {name: {"measured": value, "target": TARGETS[name],
                    "met": None if value is None else (
                        value >= TARGETS[name] if name in at_least else value <= TARGETS[name])}
@@ -554,7 +588,8 @@ def main(argv: list[str] | None = None) -> int:
                  "model": lambda: check_model(sizes, args.device),
                  "pipeline": lambda: check_pipeline(sizes, args.device, pipeline_engine()),
                  "webrtc": lambda: check_webrtc(sizes, args.device, model, Path(scratch)),
-                 "kernels": lambda: check_kernels(sizes, args.device)}
+                 "kernels": lambda: check_kernels(sizes, args.device),
+                 "streams": lambda: check_streams(sizes, args.device, model, Path(scratch))}
         for name in (s for s in STEPS if s in args.only):
             print(f"--- {name}", flush=True)
             started = time.perf_counter()

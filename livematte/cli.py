@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from rich.console import Console
@@ -15,7 +16,7 @@ from rich.markup import escape
 
 from livematte.cli_args import add_config_args, positive, size
 from livematte.compositor import CompositorError
-from livematte.config import ConfigError, load_config
+from livematte.config import Config, ConfigError, load_config
 from livematte.engine.base import EngineError
 from livematte.mediapipe.cli import add_models_parser
 from livematte.memory import tune_process
@@ -23,15 +24,59 @@ from livematte.sinks import SinkError
 from livematte.sources import SourceError
 from livematte.webrtc.cli import add_serve_parser
 
+if TYPE_CHECKING:
+    from pipelines.live import RunReport
+    from pipelines.streams import StreamsReport
+
 console = Console(stderr=True)
+log = logging.getLogger(__name__)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipelines.live import run
-
     cfg = load_config(args.config, args.overrides)
     logging.getLogger().setLevel(cfg.run.log_level.upper())
+    if cfg.cluster.address is not None:
+        return _run_streams(cfg, _cluster_run(cfg))
+    if cfg.streams:
+        from pipelines.streams import StreamsRun
+
+        streams = StreamsRun(cfg)
+        for i, pipeline in enumerate(streams.pipelines):
+            log.info("stream %d: %s", i, pipeline.engine_description)
+        return _run_streams(cfg, streams.run())
+    from pipelines.live import run
+
     report = run(cfg, show_progress=console.is_terminal)
+    console.print(_summary(report) + (" (stopped early)" if report.interrupted else ""), soft_wrap=True)
+    for path in report.outputs:
+        print(path.resolve())
+    return 0
+
+
+def _cluster_run(cfg: Config) -> StreamsReport:
+    try:
+        from pipelines.cluster import run_on_cluster
+    except ImportError as exc:
+        raise ConfigError(f"cluster.address needs Ray ({exc}): pip install -e '.[cluster]', or remove "
+                          "cluster.address to run in this process") from None
+    return run_on_cluster(cfg)
+
+
+def _run_streams(cfg: Config, done: StreamsReport) -> int:
+    for i, (stream, report) in enumerate(zip(cfg.stream_configs(), done.reports)):
+        console.print(f"stream {i} ({stream.source.kind}): {_summary(report)}", soft_wrap=True)
+    if done.batch_sizes:
+        runs = ", ".join(f"{n}: {count}x" for n, count in sorted(done.batch_sizes.items()))
+        console.print(f"frames per inference (batched across the streams): {runs}")
+    if done.interrupted:
+        console.print("(stopped early)")
+    for report in done.reports:
+        for path in report.outputs:
+            print(path.resolve())
+    return 0
+
+
+def _summary(report: RunReport) -> str:
     stages = ", ".join(f"{name} {ms:.1f}" for name, ms in report.stage_ms.items())
     summary = (f"{report.frames} frames in {report.seconds:.1f} s ({report.steady_fps:.1f} fps once running, "
                f"first frame after {report.first_frame_s:.1f} s), {report.dropped} dropped "
@@ -40,15 +85,14 @@ def _run(args: argparse.Namespace) -> int:
                f"capture-to-output latency {report.latency_ms:.0f} ms")
     if report.cards:
         summary += f"; the source was away for {report.cards} frames (reconnecting card shown)"
-    console.print(summary + (" (stopped early)" if report.interrupted else ""), soft_wrap=True)
-    for path in report.outputs:
-        print(path.resolve())
-    return 0
+    return summary
 
 
 def _bench(args: argparse.Namespace) -> int:
     from pipelines.bench import bench, print_summary
 
+    if args.streams:
+        return _bench_streams(args)
     configs = {"config": load_config(args.config, args.overrides)}
     if args.compare:
         configs["compare"] = load_config(args.compare, args.overrides)
@@ -59,6 +103,18 @@ def _bench(args: argparse.Namespace) -> int:
         reports[label] = report
         print(path.resolve())
     print_summary(console, reports)
+    return 0
+
+
+def _bench_streams(args: argparse.Namespace) -> int:
+    from pipelines.bench_streams import print_streams_summary, streams_bench
+
+    if args.compare:
+        raise ConfigError("--streams compares its modes itself (batched against one frame at a time); drop --compare")
+    report, path = streams_bench(load_config(args.config, args.overrides), args.streams, args.frames, args.out,
+                                 name=f"{args.name}_streams")
+    print(path.resolve())
+    print_streams_summary(console, report)
     return 0
 
 
@@ -112,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--people", type=int, nargs="+", default=[1, 2, 4, 6, 10, 20], help="engine sweep: people")
     bench.add_argument("--sizes", type=size, nargs="+", default=[(360, 640), (720, 1280), (1080, 1920)],
                        metavar="WxH", help="engine sweep: frame sizes")
+    bench.add_argument("--streams", type=positive, metavar="N",
+                       help="N live synthetic streams at once on one engine (a network's frames batched across them, "
+                            "against one frame at a time); per-stream fps and latency, batch sizes")
     bench.set_defaults(func=_bench)
     add_models_parser(commands)
     add_weights_parser(commands)

@@ -10,7 +10,7 @@ import re
 from enum import Enum
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar, Union, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -307,6 +307,15 @@ class TensorRTConfig(Strict):
     max_batch: int = Field(4, ge=1, le=64, description="largest batch the engine accepts")
 
 
+class BatchConfig(Strict):
+    """Streams that share one network (`livematte serve`'s peers, a run's `streams`) have the frames they
+    hand in together inferred as one batch (livematte/engine/batching.py)."""
+
+    window_ms: float = Field(2.0, ge=0, le=50, description="how long the first frame waits for other streams' "
+                             "frames to join its batch")
+    max_batch: int = Field(8, ge=1, le=64, description="most frames in one inference (1 = one frame at a time)")
+
+
 class EngineConfig(Strict):
     """kind auto: E2E-HIM (torch) when weights are installed, else the learned CPU engine (mediapipe), or
     for the synthetic scene of drawn figures the keying engine. keying (a green screen, or a captured
@@ -318,6 +327,7 @@ class EngineConfig(Strict):
     e2ehim: E2EHIMConfig = Field(default_factory=E2EHIMConfig)
     onnxruntime: OnnxRuntimeConfig = Field(default_factory=OnnxRuntimeConfig)
     tensorrt: TensorRTConfig = Field(default_factory=TensorRTConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
     every: int = Field(1, ge=1, description="the longest run of frames between two inferences (1 = every frame)")
     min_change: float | None = Field(None, ge=0,
                                      description="also infer when the image changed this much (grey levels)")
@@ -380,6 +390,19 @@ class ServeConfig(Strict):
         default_factory=list, description="STUN/TURN URLs; empty = direct host candidates only (same machine or LAN)")
 
 
+class ClusterConfig(Strict):
+    """Streams on a Ray cluster (the `cluster` extra, pipelines/cluster.py): each stream a Ray actor running
+    the same pipeline, a network engine a Ray Serve deployment whose replicas batch every stream's frames."""
+
+    address: str | None = Field(None, description="null: everything in this process; local: start a Ray instance "
+                                "here; auto or HOST:PORT: join the cluster `ray start` made")
+    replicas: int = Field(1, ge=1, le=256, description="model replicas (a network engine); the learned and keying "
+                          "engines run inside each stream's actor")
+    cpus_per_stream: float = Field(0.5, ge=0, description="CPUs Ray reserves for each stream's actor")
+    cpus_per_replica: float = Field(1.0, ge=0, description="CPUs Ray reserves for each model replica")
+    gpus_per_replica: float = Field(0.0, ge=0, description="GPUs for each model replica (0.5: two share one)")
+
+
 class Footage(Enum):
     """What a source's frames show; it decides what engine.kind auto picks without E2E-HIM weights."""
 
@@ -388,15 +411,26 @@ class Footage(Enum):
     DRAWN = "drawn"  # the synthetic scene: drawn figures on a green screen (keying engine)
 
 
+class StreamConfig(Strict):
+    """One of several sources in one run, with its own outputs; everything else is the run's."""
+
+    source: SourceConfig
+    sinks: list[SinkConfig] = Field(min_length=1)
+
+
 class Config(Strict):
     source: SourceConfig = Field(default_factory=SyntheticSourceConfig)
     sinks: list[SinkConfig] = Field(default_factory=lambda: [FileSinkConfig()])
+    streams: list[StreamConfig] = Field(default_factory=list, description="several sources in one run, each with its "
+                                        "own sinks, sharing one engine (a network's frames batched across them); "
+                                        "given, it replaces source and sinks")
     engine: EngineConfig = Field(default_factory=EngineConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     temporal: TemporalConfig = Field(default_factory=TemporalConfig)
     effects: EffectsConfig = Field(default_factory=EffectsConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     @property
     def footage(self) -> Footage:
@@ -409,9 +443,27 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _one_window(self) -> "Config":
-        if sum(isinstance(s, PreviewSinkConfig) for s in self.sinks) > 1:
+        sinks = [sink for stream in self.streams for sink in stream.sinks] if self.streams else self.sinks
+        if sum(isinstance(s, PreviewSinkConfig) for s in sinks) > 1:
             raise ValueError("at most one preview sink")
+        if self.streams and {"source", "sinks"} & self.model_fields_set:
+            raise ValueError("streams replaces source and sinks: give each stream its source and sinks, and "
+                             "remove the top-level source and sinks")
+        paths = [s.path.resolve() for s in sinks if isinstance(s, (FileSinkConfig, PngSinkConfig))]
+        twice = sorted({str(p) for p in paths if paths.count(p) > 1})
+        if twice:
+            raise ValueError(f"two sinks write to {twice[0]}: give each file or PNG sink a path of its own")
         return self
+
+    def stream_configs(self) -> list["Config"]:
+        """The run as one config per source: each stream's source and sinks, its people's isolated layers in
+        a folder of its own; this config alone where no streams are given."""
+        if not self.streams:
+            return [self]
+        return [self.model_copy(update={
+            "source": stream.source, "sinks": stream.sinks, "streams": [],
+            "effects": self.effects.model_copy(update={"isolate_path": self.effects.isolate_path / f"stream_{i}"})})
+            for i, stream in enumerate(self.streams)]
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -475,8 +527,9 @@ def _kinds_as_names(node: Any) -> None:
             _kinds_as_names(child)
 
 
-INPUT_PATHS = (("source", "path"), ("effects", "background", "path"), ("effects", "default", "background"),
-               ("effects", "people", "*", "background"), ("engine", "onnxruntime", "model"))
+INPUT_PATHS = (("source", "path"), ("streams", "*", "source", "path"), ("effects", "background", "path"),
+               ("effects", "default", "background"), ("effects", "people", "*", "background"),
+               ("engine", "onnxruntime", "model"))
 
 
 def _anchor_inputs(data: dict[str, Any], base: Path, input_paths: tuple[tuple[str, ...], ...]) -> None:
@@ -485,10 +538,11 @@ def _anchor_inputs(data: dict[str, Any], base: Path, input_paths: tuple[tuple[st
     relative to the current directory."""
 
     def visit(node: Any, keys: tuple[str, ...]) -> None:
-        if not isinstance(node, dict) or not keys:
+        if not keys or not isinstance(node, dict) and not (isinstance(node, list) and keys[0] == "*"):
             return
         head, rest = keys[0], keys[1:]
-        children = node.items() if head == "*" else [(head, node.get(head))]
+        children = ((node.items() if isinstance(node, dict) else enumerate(node)) if head == "*"
+                    else [(head, node.get(head))])
         for key, child in children:
             if not rest and isinstance(child, str) and not Path(child).is_absolute():
                 node[key] = str(base / child)
@@ -555,15 +609,18 @@ def _resolve(loc: tuple, root: type[BaseModel]) -> tuple[str, Any]:
     """The dotted key a user wrote for an error location (union tags dropped) and the model found there."""
     parts: list[str] = []
     candidates: list[Any] = [root]
+    keyed = False  # the last key named a mapping (effects.people): this part is one of its keys
     for part in loc:
         if len(candidates) > 1 and not isinstance(part, int):
             candidates = [m for m in candidates if _kind_of(m) == part]
             continue
         parts.append(str(part))
-        if isinstance(part, int):
+        if isinstance(part, int) or keyed:
+            keyed = False
             continue
         field = candidates[0].model_fields.get(part) if len(candidates) == 1 else None
         candidates = _union_members(field.annotation) if field is not None else []
+        keyed = field is not None and get_origin(field.annotation) is dict
     return ".".join(parts), candidates[0] if len(candidates) == 1 else None
 
 

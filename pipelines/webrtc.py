@@ -36,3 +36,5 @@ def serve(cfg: Config) -> None:
     except OSError as exc:
         raise ConfigError(f"cannot listen on {url}: {exc.strerror or exc}; stop what uses that port or choose "
                           "another with --set serve.port=N") from None
+    finally:
+        engines.close()

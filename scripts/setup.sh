@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 extras=""
 apt_packages=()
 if [[ "${1:-}" == "--test" ]]; then
-    extras="[dev,export,webrtc,bench,train]"
+    extras="[dev,export,webrtc,bench,train,cluster]"
     mapfile -t apt_packages < <(grep -v '^#' scripts/apt-test-packages.txt | grep .)
 fi
 

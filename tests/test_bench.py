@@ -54,6 +54,8 @@ def test_the_gpu_check_rehearses_every_step_on_the_cpu(tmp_path):
     assert set(report["pipeline"]["per_person"]["ms_by_people"]) == {"1", "4"}
     assert report["webrtc"]["ok"] and len(report["webrtc"]["peers"]) == 2
     assert {c["people"] for c in report["kernels"]["cases"]} == {1, 4}
+    assert set(report["streams"]["runs"]) == {"2", "3"}
+    assert all(len(r["modes"]["batched"][0]["streams"]) == int(n) for n, r in report["streams"]["runs"].items())
     assert set(report["targets"]) and (tmp_path / "gpu_check.png").stat().st_size > 1000
 
 

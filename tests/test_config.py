@@ -62,9 +62,16 @@ def test_unknown_key_in_a_sink_list_entry(tmp_path):
         load_config(path)
 
 
+def test_unknown_key_of_one_person_names_what_a_person_allows(tmp_path):
+    path = write(tmp_path, "effects:\n  people:\n    '1': {effect: tint, color: '#ff00ff'}\n")
+    with pytest.raises(ConfigError, match=r"effects\.people\.1\.color: unknown key; allowed here: effect, tint, "
+                                          "strength, background"):
+        load_config(path)
+
+
 def test_unknown_top_level_section(tmp_path):
-    with pytest.raises(ConfigError, match="nope: unknown key; allowed here: "
-                                          "source, sinks, engine, tracking, temporal, effects, run"):
+    with pytest.raises(ConfigError, match="nope: unknown key; allowed here: source, sinks, streams, engine, "
+                                          "tracking, temporal, effects, run, serve, cluster"):
         load_config(write(tmp_path, "nope: {}\n"))
 
 

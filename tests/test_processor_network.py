@@ -1,4 +1,4 @@
-"""The frame processor on an E2E-HIM network, alone and shared by peers (SharedEngine): frames go to the
+"""The frame processor on an E2E-HIM network, alone and shared by streams (BatchingEngine): frames go to the
 network's device once, tracking, fusion and compositing read that copy, and the output comes back to the
 host. On CUDA (marked gpu) this is the GPU path of `livematte run` and `livematte serve`."""
 
@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from livematte.config import load_config
+from livematte.engine.batching import BatchingEngine
 from livematte.engine.torch_engine import TorchEngine
 from livematte.frame import Frame
 from livematte.processor import FrameProcessor
 from livematte.synthetic import SyntheticScene
-from livematte.webrtc.engines import SharedEngine
 
 from .e2ehim_helpers import whole_frame_people_model
 
@@ -30,7 +30,7 @@ def people_model():
 @pytest.mark.parametrize("device", ["cpu", CUDA])
 def test_a_network_mattes_on_its_device_and_hands_back_host_frames(people_model, device, shared):
     network = TorchEngine(people_model, device=device, input_size=(96, 160), fp16=False)
-    engine = SharedEngine(network) if shared else network
+    engine = BatchingEngine(network, window_ms=2, max_batch=8) if shared else network
     cfg = load_config(None, ["effects.background.kind=blur", "effects.default.effect=tint"])
     processor = FrameProcessor(cfg, engine)
     scene = SyntheticScene(320, 180, 2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from fractions import Fraction
 
@@ -21,12 +20,13 @@ from aiortc.mediastreams import MediaStreamError  # noqa: E402
 from av import VideoFrame  # noqa: E402
 
 from livematte.config import ConfigError, PersonEffectConfig, load_config  # noqa: E402
-from livematte.engine.base import Engine, Instances  # noqa: E402
+from livematte.engine.batching import BatchingEngine  # noqa: E402
 from livematte.engine.mediapipe_engine import MediaPipeEngine  # noqa: E402
-from livematte.processor import FrameProcessor  # noqa: E402
+from livematte.engine.torch_engine import TorchEngine  # noqa: E402
+from livematte.model.e2ehim import E2EHIM  # noqa: E402
 from livematte.webrtc import engines as engines_module  # noqa: E402
 from livematte.webrtc.cli import SERVE_CONFIG  # noqa: E402
-from livematte.webrtc.engines import PeerEngines, SharedEngine  # noqa: E402
+from livematte.webrtc.engines import PeerEngines  # noqa: E402
 from livematte.webrtc.latest import Latest, LatestClosed  # noqa: E402
 from livematte.webrtc.messages import ChangeEffect, MessageError, Select, parse_request  # noqa: E402
 from livematte.webrtc.server import create_app  # noqa: E402
@@ -129,58 +129,16 @@ def test_each_peer_gets_its_own_difference_keying_engine():
     assert engines.clean_plate  # a difference key's empty scene can be captured again from the page
 
 
-class CountingEngine(Engine):
-    """A stand-in network engine that records how many inferences overlap."""
-
-    def __init__(self):
-        self.active = self.most = 0
-        self._count = threading.Lock()
-
-    @property
-    def input_size(self):
-        return 64, 64
-
-    def infer(self, frames):
-        with self._count:
-            self.active += 1
-            self.most = max(self.most, self.active)
-        time.sleep(0.02)
-        with self._count:
-            self.active -= 1
-        return [Instances(np.zeros((0, 8, 8), np.float32), np.zeros(0, np.float32)) for _ in frames]
-
-
-def test_a_network_engine_is_shared_one_inference_at_a_time(monkeypatch):
-    network = CountingEngine()
-    monkeypatch.setattr(engines_module, "open_engine", lambda cfg: (network, "a network"))
-    engines = PeerEngines(load_config(SERVE_CONFIG).engine)
-    first, second = engines.for_peer(), engines.for_peer()
-    assert isinstance(first, SharedEngine) and first is second and not engines.clean_plate
-    threads = [threading.Thread(target=first.infer, args=([None],)) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert network.most == 1
-
-
-def test_a_shared_engine_states_every_member_of_the_engine_as_its_own():
-    from livematte.engine.keying import KeyingEngine, KeyingSettings
-    from livematte.engine.torch_engine import TorchEngine
-    from livematte.model.e2ehim import E2EHIM
-
+def test_a_network_engine_is_one_batching_engine_shared_by_every_peer(monkeypatch):
     network = TorchEngine(E2EHIM(), device="cpu", input_size=(64, 64), warmup=False)
-    processor = FrameProcessor(load_config(SERVE_CONFIG), SharedEngine(network))
-    assert SharedEngine(network).device == network.device == processor._device  # peers upload frames there
-    keying = KeyingEngine(KeyingSettings(mode="difference", plate_frames=3))
-    shared = SharedEngine(keying)
-    assert shared.per_stream and shared.plate_frames == 3
-    frame = np.full((8, 8, 3), 9, np.uint8)
-    assert np.array_equal(shared.despill(frame), frame)  # a difference key has no screen colour to remove
-    keying.infer([frame] * 3)
-    assert keying.plate_ready
-    shared.capture_plate()
-    assert not keying.plate_ready  # the next 3 frames are the new empty scene
+    monkeypatch.setattr(engines_module, "open_engine", lambda cfg: (network, "a network"))
+    engines = PeerEngines(load_config(SERVE_CONFIG, ["engine.batch.max_batch=3"]).engine)
+    first, second = engines.for_peer(), engines.for_peer()
+    assert isinstance(first, BatchingEngine) and first is second and not engines.clean_plate
+    assert first.max_batch == 3 and first.device == network.device  # peers upload their frames there
+    first.infer([np.zeros((48, 64, 3), np.uint8)] * 2)
+    assert engines.batches() == {"2": 1}
+    engines.close()
 
 
 def test_serve_config_defaults_to_loopback_and_refuses_what_webrtc_cannot_send():

@@ -71,7 +71,8 @@ class DemoServer:
                                   "connect_timeout_s": serve.connect_timeout_s,
                                   "engine": self.engines.description, "clean_plate": self.engines.clean_plate,
                                   "ice_servers": serve.ice_servers, "upload_limit_bytes": serve.upload_limit_bytes,
-                                  "upload_limit_pixels": serve.upload_limit_pixels})
+                                  "upload_limit_pixels": serve.upload_limit_pixels,
+                                  "batches": self.engines.batches()})
 
     async def offer(self, request: web.Request) -> web.Response:
         if request.content_type != "application/json":  # other sites' pages cannot send JSON here without CORS
