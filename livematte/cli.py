@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from livematte.config import Config, ConfigError, load_config
 from livematte.engine.base import EngineError
 from livematte.mediapipe.cli import add_models_parser
 from livematte.memory import tune_process
+from livematte.signals import stop_as_ctrl_c
 from livematte.sinks import SinkError
 from livematte.sources import SourceError
 from livematte.webrtc.cli import add_serve_parser
@@ -179,17 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(commands)
     add_serve_parser(commands)
     return parser
-
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-
-def stop_as_ctrl_c() -> None:
-    """SIGTERM and SIGHUP (kill, systemd, Docker, `timeout`, a closed terminal) stop a command as Ctrl-C
-    does: sources closed, every output finalised, so a recording stays playable instead of being cut off
-    without its index."""
-    for stop in STOP_SIGNALS:
-        signal.signal(stop, signal.default_int_handler)
 
 
 def main(argv: list[str] | None = None) -> int:

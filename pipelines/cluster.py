@@ -33,6 +33,7 @@ from livematte.config import (
 )
 from livematte.engine.choose import open_engine
 from livematte.engine.served import MattingModel, ServedEngine
+from livematte.signals import stop_as_ctrl_c
 from pipelines.live import LivePipeline, RunReport
 from pipelines.streams import StreamsReport
 
@@ -118,6 +119,7 @@ def join_cluster(c: ClusterConfig, cpus: float) -> None:
         ray.init(address=c.address, logging_config=quiet)
     logging.getLogger().setLevel(level)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    stop_as_ctrl_c()  # ray.init installed its own SIGTERM handler, which aborts without closing the streams
 
 
 def serve_model(cfg: Config) -> DeploymentHandle:

@@ -139,3 +139,4 @@ def test_a_config_mistake_is_one_line_before_the_cluster_starts(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "missing.safetensors" in result.stderr and "Traceback" not in result.stderr
     assert "Ray" not in result.stderr, "refused before a Ray instance was started"
+

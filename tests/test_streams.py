@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -129,3 +132,30 @@ def test_bench_streams_gives_each_stream_its_own_engine_where_engines_keep_state
     (mode, runs), = report["modes"].items()
     assert mode == "own engine per stream" and len(runs) == 1 and runs[0]["batch_sizes"] == {}
     assert "batched_over_single" not in report
+
+
+RAY = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="the cluster extra is not installed")
+
+
+@pytest.mark.parametrize("cluster", [None, pytest.param("local", marks=RAY)], ids=["one process", "local cluster"])
+def test_sigterm_stops_every_stream_and_each_recording_plays(tmp_path, cluster):
+    """In one process and on a Ray cluster (whose own SIGTERM handler would abort the command with every
+    actor's file cut off)."""
+    (tmp_path / "live.yaml").write_text(yaml.safe_dump({
+        "streams": [{"source": {"kind": "synthetic", "width": 160, "height": 96, "frames": None, "realtime": True,
+                                "seed": i}, "sinks": [{"kind": "file", "path": f"out/{i}.{suffix}"}]}
+                    for i, suffix in enumerate(("mp4", "mkv"))],
+        "cluster": {"address": cluster}}))
+    run = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", "live.yaml"], cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / "out" / name).exists() for name in ("0.mp4", "1.mkv")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # two seconds of frames written
+    run.send_signal(signal.SIGTERM)
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 0, stderr[-3000:]
+    assert "(stopped early)" in stderr and "Traceback" not in stderr
+    written = [int(n) for n in re.findall(r"stream \d \(synthetic\): (\d+) frames", stderr)]
+    assert len(written) == 2 and min(written) >= 30
+    assert [playable_frames(tmp_path / "out" / name) for name in ("0.mp4", "1.mkv")] == written
