@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("kernels", "livematte", "pipelines")
 LAYERS = (  # bottom first; a part imports only parts of lower layers, or of its own layer without a cycle
     {"kernels"},
-    {"livematte.paths", "livematte.frame", "livematte.mailbox", "livematte.memory", "livematte.synthetic"},
+    {"livematte.paths", "livematte.frame", "livematte.mailbox", "livematte.memory", "livematte.signals",
+     "livematte.synthetic"},
     {"livematte.config"},
     {"livematte.model", "livematte.mediapipe"},
     {"livematte.export"},
