@@ -313,7 +313,9 @@ class BatchConfig(Strict):
 
     window_ms: float = Field(2.0, ge=0, le=50, description="how long the first frame waits for other streams' "
                              "frames to join its batch")
-    max_batch: int = Field(8, ge=1, le=64, description="most frames in one inference (1 = one frame at a time)")
+    max_batch: int | None = Field(None, ge=1, le=64, description="most frames in one inference (1 = one frame at a "
+                                  "time); null: 8 on a GPU, 2 on a CPU, where a larger batch gains little and a frame "
+                                  "that just misses one waits for all of it (bench/results/streams_cpu_*)")
 
 
 class EngineConfig(Strict):

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from livematte.config import Config, NullSinkConfig, RunConfig, StreamConfig, SyntheticSourceConfig
 from livematte.engine.base import Engine
+from livematte.engine.batching import max_batch_for
 from livematte.engine.choose import open_engine
 from livematte.synthetic import SyntheticScene
 from pipelines.bench import percentiles
@@ -85,7 +86,7 @@ def streams_bench(cfg: Config, streams: int, frames: int, out: Path, name: str =
                      f"{frames} frames each, null sinks",
         "engine": engine[1],
         "engine_period_ms": engine_period_ms(engine[0], first.source),
-        "batch": {"max_batch": batch.max_batch, "window_ms": batch.window_ms},
+        "batch": {"max_batch": max_batch_for(engine[0], batch.max_batch), "window_ms": batch.window_ms},
         "config": cfg.model_dump(mode="json"),
         "modes": rounds,
     }

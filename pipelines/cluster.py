@@ -31,6 +31,7 @@ from livematte.config import (
     ImageFolderSourceConfig,
     PngSinkConfig,
 )
+from livematte.engine.batching import GPU_BATCH
 from livematte.engine.choose import open_engine
 from livematte.engine.served import MattingModel, ServedEngine
 from livematte.signals import stop_as_ctrl_c
@@ -127,7 +128,8 @@ def serve_model(cfg: Config) -> DeploymentHandle:
     c = cfg.cluster
     quiet = LoggingConfig(log_level="WARNING", enable_access_log=False)  # not a line per frame
     serve.start(proxy_location="Disabled", logging_config=quiet)
-    model = MattingModel.options(num_replicas=c.replicas, max_ongoing_requests=2 * cfg.engine.batch.max_batch,
+    most = cfg.engine.batch.max_batch or GPU_BATCH  # Serve warns where a replica could not hold a whole batch
+    model = MattingModel.options(num_replicas=c.replicas, max_ongoing_requests=2 * most,
                                  ray_actor_options={"num_cpus": c.cpus_per_replica, "num_gpus": c.gpus_per_replica})
     return serve.run(model.bind(cfg.engine), name=APP, route_prefix=None, logging_config=quiet)
 

@@ -52,6 +52,9 @@ class StreamsRun:
     def run(self, show_progress: bool = False) -> StreamsReport:
         """Until every stream has ended (its source, run.max_frames) or Ctrl-C, which stops them all."""
         reports: list[RunReport | BaseException | None] = [None] * len(self.pipelines)
+        # Each stream says it ended through an Event: Ctrl-C landing in Thread.join() can leave CPython 3.11
+        # taking a running thread for ended (its tstate lock released by the interrupted join).
+        ended = [threading.Event() for _ in self.pipelines]
 
         def stream(i: int) -> None:
             try:
@@ -59,23 +62,24 @@ class StreamsRun:
             except BaseException as exc:  # re-raised on the caller's thread once every stream has stopped
                 reports[i] = exc
                 self.stop()
+            finally:
+                ended[i].set()
 
         interrupted = False
         with ExitStack() as stack:
             if self.batching is not None:
                 stack.callback(self.batching.close)
-            threads = [threading.Thread(target=stream, args=(i,), name=f"stream {i}") for i in range(len(reports))]
-            for thread in threads:
-                thread.start()
+            for i in range(len(reports)):
+                threading.Thread(target=stream, args=(i,), name=f"stream {i}", daemon=True).start()
             try:
-                for thread in threads:
-                    thread.join()
+                for event in ended:
+                    event.wait()
             except KeyboardInterrupt:
                 interrupted = True
                 log.info("stopped by Ctrl-C; closing every stream's outputs")
                 self.stop()
-                for thread in threads:
-                    thread.join()
+                for event in ended:
+                    event.wait()
         failed = next((r for r in reports if isinstance(r, BaseException)), None)
         if failed is not None:
             raise failed

@@ -11,7 +11,7 @@ import pytest
 
 from livematte.config import load_config
 from livematte.engine.base import Engine, EngineError, Instances
-from livematte.engine.batching import BatchingEngine
+from livematte.engine.batching import CPU_BATCH, GPU_BATCH, BatchingEngine, max_batch_for
 from livematte.engine.keying import KeyingEngine, KeyingSettings
 from livematte.engine.torch_engine import TorchEngine
 from livematte.frame import Frame
@@ -91,6 +91,22 @@ def test_max_batch_bounds_a_batch_and_one_means_one_frame_at_a_time():
         engine.close()
         assert answers == {s: [10.0 * s + i for i in range(3)] for s in range(4)}
         assert engine.batch_sizes() == sizes
+
+
+class OnCuda(StandInNetwork):
+    @property
+    def device(self):
+        import torch
+
+        return torch.device("cuda")  # a device name only: nothing runs on it here
+
+
+def test_max_batch_by_default_follows_where_the_network_runs():
+    cpu_network = TorchEngine(unknown_trimap_model(seed=3), device="cpu", input_size=(64, 96), warmup=False)
+    assert max_batch_for(cpu_network, None) == CPU_BATCH == 2, "bench/results/streams_cpu_*: 2 on a CPU"
+    assert max_batch_for(OnCuda(), None) == GPU_BATCH == 8
+    assert max_batch_for(OnCuda(), 3) == max_batch_for(cpu_network, 3) == 3
+    assert BatchingEngine(cpu_network, window_ms=2, max_batch=load_config(None).engine.batch.max_batch).max_batch == 2
 
 
 def test_a_rejected_frame_fails_only_the_stream_that_sent_it():

@@ -91,7 +91,7 @@ def test_streams_replace_source_and_sinks_and_never_share_an_output(tmp_path):
 def test_streams_share_one_network_whose_frames_run_in_batches(tmp_path):
     network = TorchEngine(unknown_trimap_model(seed=4, people=True), device="cpu", input_size=(64, 96), fp16=False)
     cfg = streams_config(tmp_path, *(StreamConfig(source=synthetic(i), sinks=[NullSinkConfig()]) for i in range(3)),
-                         overrides=["engine.batch.window_ms=50"])
+                         overrides=["engine.batch.window_ms=50", "engine.batch.max_batch=3"])
     run = StreamsRun(cfg, engine=(network, "a network"))
     done = run.run()
     assert [r.frames for r in done.reports] == [6, 6, 6], "offline sources: every frame of every stream"

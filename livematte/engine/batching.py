@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from livematte.engine.base import Engine, EngineError, Instances
 
+GPU_BATCH, CPU_BATCH = 8, 2  # engine.batch.max_batch when null, by where the network runs
+
 if TYPE_CHECKING:
     import torch
 
@@ -37,11 +39,11 @@ class BatchingEngine(Engine):
     """The Engine protocol for any number of threads at once; every member of the engine is stated as its
     own (its device above all, so each stream's FrameProcessor uploads its frames there)."""
 
-    def __init__(self, engine: Engine, *, window_ms: float, max_batch: int):
+    def __init__(self, engine: Engine, *, window_ms: float, max_batch: int | None):
         if engine.per_stream:
             raise ValueError("an engine that keeps per-stream state cannot be shared between streams")
         self._engine = engine
-        self._window_s, self.max_batch = window_ms / 1e3, max_batch
+        self._window_s, self.max_batch = window_ms / 1e3, max_batch_for(engine, max_batch)
         self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._batch_sizes: Counter[int] = Counter()  # frames per inference run -> how many runs
         self._closing, self._closed = threading.Lock(), False  # nothing is handed in after close()
@@ -135,6 +137,13 @@ class BatchingEngine(Engine):
                 request.result.set_exception(rejected)
             else:
                 request.result.set_result(mine)
+
+
+def max_batch_for(engine: Engine, configured: int | None) -> int:
+    """engine.batch.max_batch, or where it is null the default for the engine's device."""
+    if configured is not None:
+        return configured
+    return GPU_BATCH if engine.device is not None and engine.device.type == "cuda" else CPU_BATCH
 
 
 def infer_each(engine: Engine, frames: list[Any]) -> tuple[list[Instances | ValueError], list[int]]:

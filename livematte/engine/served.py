@@ -23,7 +23,7 @@ from ray.serve.handle import DeploymentHandle
 from kernels._arrays import host
 from livematte.config import EngineConfig
 from livematte.engine.base import Engine, EngineError, Instances
-from livematte.engine.batching import infer_each
+from livematte.engine.batching import infer_each, max_batch_for
 from livematte.engine.choose import open_engine
 
 NAME = "livematte-model"  # the deployment's name in the cluster
@@ -38,7 +38,7 @@ class MattingModel:
         if self._engine.per_stream:
             raise EngineError(f"{self.description} follows each stream's people: it cannot be served to many "
                               "streams; serve E2E-HIM (engine.kind e2ehim, onnxruntime or tensorrt)")
-        self.__call__.set_max_batch_size(cfg.batch.max_batch)
+        self.__call__.set_max_batch_size(max_batch_for(self._engine, cfg.batch.max_batch))
         self.__call__.set_batch_wait_timeout_s(cfg.batch.window_ms / 1e3)
 
     def input_size(self) -> tuple[int, int]:
