@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -21,6 +22,7 @@ pytest.importorskip("ray", reason="the cluster extra is not installed (pip insta
 import ray  # noqa: E402
 
 from livematte.config import load_config  # noqa: E402
+from livematte.engine.served import NAME as MODEL  # noqa: E402
 from pipelines.cluster import WORKER, run_on_cluster  # noqa: E402
 
 from .e2ehim_helpers import unknown_trimap_model  # noqa: E402
@@ -58,17 +60,22 @@ def pictures(folder: Path) -> list[np.ndarray]:
     return [cv2.imread(str(p)) for p in sorted(folder.glob("*.png"))]
 
 
-def kill_when(started: Path, actor: str, namespace: str | None = None, timeout_s: float = 120) -> threading.Thread:
-    """A thread that kills the named actor (Ray restarts it) once `started` holds a picture."""
+def kill_when(started: Path, find: Callable[[], str], namespace: str | None, restart: bool
+              ) -> tuple[threading.Thread, list[str]]:
+    """A thread that kills the actor `find` names (found when it kills) once `started` holds a picture;
+    restart: whether Ray may start it again. Also the list of the names it killed."""
+    killed: list[str] = []
+
     def kill():
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + 120
         while not any(started.glob("*.png")) and time.monotonic() < deadline:
             time.sleep(0.05)
-        ray.kill(ray.get_actor(actor, namespace=namespace), no_restart=False)
+        killed.append(find())
+        ray.kill(ray.get_actor(killed[-1], namespace=namespace), no_restart=not restart)
 
     thread = threading.Thread(target=kill, daemon=True)
     thread.start()
-    return thread
+    return thread, killed
 
 
 def test_streams_on_a_local_cluster_give_what_they_give_in_one_process(tmp_path, weights):
@@ -96,19 +103,10 @@ def test_a_model_replica_killed_mid_stream_loses_no_frame(tmp_path, weights, mon
     monkeypatch.chdir(tmp_path)
     cfg = load_config(write_streams(tmp_path, frames=30), network(weights) + ["cluster.address=local",
                                                                            "cluster.replicas=2"])
-    replica: list[str] = []
+    def a_replica() -> str:
+        return next(a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if MODEL in a["name"])
 
-    def kill_a_replica():
-        deadline = time.monotonic() + 120
-        while not any((tmp_path / "out" / "stream_0").glob("*.png")) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        name = next(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-                    if "livematte-model" in a["name"])
-        replica.append(name)
-        ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
-
-    killer = threading.Thread(target=kill_a_replica, daemon=True)
-    killer.start()
+    killer, replica = kill_when(tmp_path / "out" / "stream_0", a_replica, "serve", restart=False)
     done = run_on_cluster(cfg)
     killer.join(timeout=10)
     assert replica, "a replica was killed while the streams ran"
@@ -121,7 +119,7 @@ def test_a_stream_worker_killed_mid_stream_resumes_and_the_others_go_on(tmp_path
     beside what it wrote before; the other never notices."""
     monkeypatch.chdir(tmp_path)
     cfg = load_config(write_streams(tmp_path, frames=45, live=True), ["cluster.address=local"])
-    kill_when(tmp_path / "out" / "stream_0", f"{WORKER}0")
+    kill_when(tmp_path / "out" / "stream_0", lambda: f"{WORKER}0", None, restart=True)
     done = run_on_cluster(cfg)
     out = tmp_path / "out"
     resumed = list(out.glob("stream_0_resumed_*"))
