@@ -263,8 +263,8 @@ class MediaPipeConfig(Strict):
     one in their own square and follows them from frame to frame (models: `livematte models fetch`)."""
 
     threads: int = Field(2, ge=1, le=64, description="LiteRT threads per model")
-    people_per_frame: int = Field(2, ge=1, le=20, description="people whose mask is renewed on each frame; the "
-                                  "others' masks move on with their last motion until their turn")
+    people_per_frame: int = Field(1, ge=1, le=20, description="people whose mask is renewed on each frame; the "
+                                  "others' masks are carried by the picture's motion (optical flow) until their turn")
     detect_every: int = Field(2, ge=1, description="frames between two runs of the person detector, each on one "
                               "square of the frame in turn (every frame while nobody is followed); a 16:9 frame "
                               "takes 30 runs, squares near the camera come every other run")

@@ -128,8 +128,9 @@ def test_nobody_in_the_picture_gives_no_mattes(models):
 
 
 def test_the_fusion_steadies_the_dancers_mattes_without_trailing_ghosts(models, shared_media):
-    """Where the picture did not change, the fused mattes move at most 0.8x as much from frame to frame as
-    the engine's own (0.70 measured), and hardly reach beyond them: where white clothes cross the white
+    """Where the picture did not change, the fused mattes move at most 0.9x as much from frame to frame as
+    the engine's own (0.85 measured; the engine's own carry most people by the picture's motion, which
+    already steadies them), and hardly reach beyond them: where white clothes cross the white
     wall a fusion that holds too much trails outlines (the same engine output, tracked, fused and not)."""
     frames = dancers(shared_media)[:48]
     cfg = engine_config()
@@ -144,7 +145,7 @@ def test_the_fusion_steadies_the_dancers_mattes_without_trailing_ghosts(models, 
             mattes[mode].append({track: np.array(m) for track, m in zip(people.ids, people.mattes)})
     raw, fused = flicker(frames, mattes["off"]), flicker(frames, mattes["causal"])
     assert set(raw) == set(fused) == {1, 2, 3}
-    assert np.mean(list(fused.values())) <= 0.8 * np.mean(list(raw.values())), (raw, fused)
+    assert np.mean(list(fused.values())) <= 0.9 * np.mean(list(raw.values())), (raw, fused)
     beyond = total = 0.0
     reach = 2 * round(4 * found.mattes.shape[2] / frames[0].shape[1]) + 1  # 4 frame pixels in the mattes' pixels
     for shown, engine in zip(mattes["causal"], mattes["off"]):
@@ -152,3 +153,19 @@ def test_the_fusion_steadies_the_dancers_mattes_without_trailing_ghosts(models, 
             near = cv2.dilate((engine[track] > 0.05).astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
             beyond, total = beyond + alpha[~near].sum(), total + alpha.sum()
     assert beyond <= 0.012 * total, "matte more than 4 px beyond the engine's: a trailing ghost"
+
+
+def test_dancers_not_read_on_a_frame_keep_their_limbs(models, shared_media):
+    """With one landmark read a frame each dancer is read every third frame; in between their matte is
+    carried by the picture's motion. It stays near what a fresh read gives: mean difference where either
+    has matte <= 0.085 (0.069 measured; moved by the square's velocity, as before, 0.127)."""
+    frames = dancers(shared_media)[:48]
+    engines = {n: MediaPipeEngine(engine_config(f"engine.mediapipe.people_per_frame={n}").engine.mediapipe)
+               for n in (1, 3)}
+    differences = []
+    for pixels in frames:
+        carried, read = (engines[n].infer([pixels])[0].mattes for n in (1, 3))
+        assert len(carried) == len(read) == 3
+        for a, b in zip(carried, read):
+            differences.append(np.abs(a - b)[(a > 0.01) | (b > 0.01)].mean())
+    assert np.mean(differences) <= 0.085, np.mean(differences)

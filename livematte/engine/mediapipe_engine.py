@@ -13,15 +13,15 @@ of what it costs at frame size, and the compositor brings the mattes to the fram
 Both models cost the same whatever the picture holds, so the time per frame is bounded: every
 `detect_every` frames the detector reads one of the frame's overlapping squares, in turn (newcomers
 are found within one sweep), and the `people_per_frame` people seen longest ago are read again while
-the others' masks move on with their last motion until their turn; a stream's first frame is read
-whole. Stills (a folder of unrelated photos) are read whole: every square, every person twice (the
-second square from the first pass's landmarks), nothing carried over.
+the others' masks are carried by the picture's motion until their turn (livematte/mediapipe/motion.py);
+a stream's first frame is read whole. Stills (a folder of unrelated photos) are read whole: every
+square, every person twice (the second square from the first pass's landmarks), nothing carried over.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from livematte.config import MediaPipeConfig
 from livematte.engine.base import Engine, Instances, checked_frames
 from livematte.mediapipe.detector import Detection, PoseDetector, sweep
 from livematte.mediapipe.landmarks import MIN_VISIBLE, Pose, PoseLandmarker
+from livematte.mediapipe.motion import Box, Motion
 from livematte.mediapipe.roi import Roi, on_grid
 from livematte.mediapipe.split import split_contested
 
@@ -42,14 +43,13 @@ class _Person:
     since: int  # frame number they were first found
     seen: int  # frame number of `pose`
     velocity: np.ndarray  # (x, y) pixels per frame of the square's centre
+    # their own matte on the grid before the split (what the next frame carries), and where it is not zero
+    matte: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    box: Box | None = None
 
     def shift(self, frame: int) -> np.ndarray:
         """How far the last motion has taken them since `pose` was read, on `frame`."""
         return self.velocity * (frame - self.seen)
-
-    def placed(self, frame: int) -> Roi:
-        """Where the last mask lies on `frame`."""
-        return self.pose.roi.moved(self.shift(frame))
 
     def next_roi(self, frame: int) -> Roi:
         return self.pose.next_roi.moved(self.shift(frame))
@@ -71,6 +71,7 @@ class MediaPipeEngine(Engine):
         self._next_square = 0  # the detector's place in its sweep of the frame's squares
         self._detected_at: int | None = None  # frame number of the detector's last run
         self._size: tuple[int, int] | None = None
+        self._motion = Motion()
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -88,7 +89,7 @@ class MediaPipeEngine(Engine):
             self._read_still(frame)
         else:
             self._follow(frame)
-        return self._instances(frame.shape[:2])
+        return self._instances(frame)
 
     def _follow(self, frame: np.ndarray) -> None:
         for person in sorted(self.people, key=lambda p: p.seen)[:self.cfg.people_per_frame]:
@@ -144,14 +145,22 @@ class MediaPipeEngine(Engine):
         seen = a.visible >= MIN_VISIBLE
         return bool(seen.any()) and float(np.mean(b.roi.sample(b.mask, a.landmarks[seen]) > 0.5)) >= SAME_BODY
 
-    def _instances(self, size: tuple[int, int]) -> Instances:
+    def _instances(self, frame: np.ndarray) -> Instances:
+        """Everyone's matte on the grid: a fresh read's mask, or the last matte carried by the motion."""
+        size, now = frame.shape[:2], self._frame
         scale = min(1.0, self.cfg.matte_side / max(size))
         grid = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-        mattes = np.zeros((len(self.people), *grid), np.float32)
-        squares = [p.placed(self._frame).scaled(scale) for p in self.people]
-        for matte, person, square in zip(mattes, self.people, squares):
-            square.paste(person.pose.mask, matte, person.pose.extent)
-        split_contested(mattes, [s.box(*grid, p.pose.extent) for s, p in zip(squares, self.people)],
-                        [on_grid(p.pose.landmarks + p.shift(self._frame), scale) for p in self.people],
+        self._motion.see(frame, grid, carrying=any(p.seen != now for p in self.people))
+        for person in self.people:
+            if person.seen == now:
+                square = person.pose.roi.scaled(scale)
+                person.matte = np.zeros(grid, np.float32)
+                square.paste(person.pose.mask, person.matte, person.pose.extent)
+                person.box = square.box(*grid, person.pose.extent)
+            else:
+                person.matte, person.box = self._motion.carry(person.matte, person.box)
+        mattes = np.array([p.matte for p in self.people], np.float32).reshape(-1, *grid)  # a copy: split below
+        split_contested(mattes, [p.box for p in self.people],
+                        [on_grid(p.pose.landmarks + p.shift(now), scale) for p in self.people],
                         [p.pose.visible for p in self.people], scale)
         return Instances(mattes, np.array([p.pose.presence for p in self.people], np.float32))
