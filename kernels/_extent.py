@@ -76,3 +76,13 @@ def shifted(extents: np.ndarray, shifts: np.ndarray, h: int, w: int) -> np.ndarr
                     np.clip(moved[:, 2], 0, w), np.clip(moved[:, 3], 0, w)], axis=1)
     out[(extents[:, 1] == 0) | (out[:, 0] >= out[:, 1]) | (out[:, 2] >= out[:, 3])] = 0
     return out
+
+
+def grown(extents: np.ndarray, r: int, h: int, w: int) -> np.ndarray:
+    """extents widened by r on every side (what an outward feather of radius r reaches), clipped to the
+    frame; empty ones stay empty."""
+    empty = extents[:, 1] == 0
+    out = np.stack([np.maximum(extents[:, 0] - r, 0), np.minimum(extents[:, 1] + r, h),
+                    np.maximum(extents[:, 2] - r, 0), np.minimum(extents[:, 3] + r, w)], axis=1).astype(np.int64)
+    out[empty] = 0
+    return out

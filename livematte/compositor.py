@@ -20,7 +20,7 @@ import numpy as np
 
 from kernels import Background, PersonLayers, Scene, composite, feather, isolated_layer, person_boxes
 from kernels._arrays import kind_of, native, restore, xp_of
-from kernels._extent import nonzero_extents
+from kernels._extent import grown, nonzero_extents
 from livematte.config import BackgroundConfig, EffectsConfig, bgr
 from livematte.effects import EFFECT_CODES, EffectAssignments, select
 
@@ -143,14 +143,18 @@ class Compositor:
         height, width = src.shape[:2]
         scale = alphas.shape[2] / width  # 1, or the learned engine's smaller mattes (feathered before enlarging)
         if self.cfg.feather and ids:
-            alphas, extents = feather(alphas, max(1, round(self.cfg.feather * scale)), extents=extents), None
-        if scale != 1:  # boxes from the small mattes, a quarter of the work or less
-            boxes = _scaled_boxes(person_boxes(alphas), width / alphas.shape[2], height / alphas.shape[1])
-            alphas, extents = enlarged(alphas, extents, height, width)
-        else:
-            boxes = person_boxes(alphas) if ids else np.zeros((0, 4), np.float32)
+            radius = max(1, round(self.cfg.feather * scale))
+            alphas = feather(alphas, radius, extents=extents)
+            extents = None if extents is None else grown(np.asarray(extents, np.int64), radius, *alphas.shape[1:])
+        boxes = person_boxes(alphas) if ids else np.zeros((0, 4), np.float32)  # from small mattes: less work
+        if scale != 1:
+            boxes = _scaled_boxes(boxes, width / alphas.shape[2], height / alphas.shape[1])
         order = sorted(range(len(ids)), key=lambda i: (boxes[i, 3], boxes[i, 1]))  # lower bottom edge = nearer = later
-        ordered = alphas[order] if ids else alphas
+        if scale != 1:  # enlarged straight into depth order: no copy of frame-size mattes
+            ordered, extents = enlarged(alphas, extents, height, width, order)
+        else:
+            ordered = alphas[order] if ids else alphas
+            extents = None if extents is None or not ids else extents[order]
         specs = [self.effects.get(ids[i]) for i in order]
         own_paths = sorted({s.background for s in specs if s.background is not None})
         layers = PersonLayers(
@@ -163,12 +167,12 @@ class Compositor:
         own_images = None if not own_paths else self._still(
             xp, ("own", *own_paths, width, height), lambda: np.stack([_fitted(p, width, height) for p in own_paths]))
         out = composite(src, ordered, layers, self.scene, image=self._background_image(xp, width, height),
-                        own_images=own_images, boxes=boxes[order] if ids else None,
-                        extents=None if extents is None or not ids else extents[order])
-        isolated = {ids[i]: restore(isolated_layer(src, alphas[i]), kind)
-                    for i in range(len(ids)) if ids[i] in self.cfg.isolate}
-        self._last = (alphas, ids)
-        return Composite(restore(out, kind), isolated, [ids[i] for i in order])
+                        own_images=own_images, boxes=boxes[order] if ids else None, extents=extents)
+        in_depth = [ids[i] for i in order]
+        isolated = {track: restore(isolated_layer(src, ordered[j]), kind)
+                    for j, track in enumerate(in_depth) if track in self.cfg.isolate}
+        self._last = (ordered, in_depth)
+        return Composite(restore(out, kind), isolated, in_depth)
 
     def select(self, x: int, y: int) -> int | None:
         """The track id of the person under pixel (x, y) of the last rendered frame, or None."""
@@ -211,26 +215,29 @@ def _scaled_boxes(boxes: np.ndarray, sx: float, sy: float) -> np.ndarray:
     return out
 
 
-def enlarged(alphas: np.ndarray, extents: np.ndarray | None, height: int,
-             width: int) -> tuple[np.ndarray, np.ndarray]:
+def enlarged(alphas: np.ndarray, extents: np.ndarray | None, height: int, width: int,
+             order: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(N, h, w) mattes brought to (N, height, width) as cv2.resize brings them (bilinear, pixel centres
     aligned), working only around where each is non-zero (`extents` in the mattes' pixels, or found), and
-    extents [y0, y1, x0, x1) in the frame's pixels that hold every non-zero value."""
+    extents [y0, y1, x0, x1) in the frame's pixels that hold every non-zero value; in `order` (indices of
+    `alphas`) when given."""
     if not isinstance(alphas, np.ndarray):
         raise TypeError("mattes smaller than the frame come only from CPU engines, as NumPy arrays")
     people, h, w = alphas.shape
     found = nonzero_extents(alphas) if extents is None else np.asarray(extents, np.int64)
-    out = np.zeros((people, height, width), np.float32)
-    out_extents = np.zeros((people, 4), np.int64)
+    order = range(people) if order is None else order
+    out = np.zeros((len(order), height, width), np.float32)
+    out_extents = np.zeros((len(order), 4), np.int64)
     sy, sx = height / h, width / w
-    for i, (y0, y1, x0, x1) in enumerate(found):
+    for j, i in enumerate(order):
+        y0, y1, x0, x1 = found[i]
         if y1 <= y0 or x1 <= x0:
             continue
         # frame pixels whose centre falls within one matte pixel of the extent (bilinear support)
         top, bottom = max(0, math.floor((y0 - 0.5) * sy - 0.5)), min(height, math.ceil((y1 + 0.5) * sy - 0.5) + 1)
         left, right = max(0, math.floor((x0 - 0.5) * sx - 0.5)), min(width, math.ceil((x1 + 0.5) * sx - 0.5) + 1)
         to_matte = np.array([[1 / sx, 0, (left + 0.5) / sx - 0.5], [0, 1 / sy, (top + 0.5) / sy - 0.5]])
-        cv2.warpAffine(alphas[i], to_matte, (right - left, bottom - top), dst=out[i, top:bottom, left:right],
+        cv2.warpAffine(alphas[i], to_matte, (right - left, bottom - top), dst=out[j, top:bottom, left:right],
                        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-        out_extents[i] = top, bottom, left, right
+        out_extents[j] = top, bottom, left, right
     return out, out_extents

@@ -19,6 +19,7 @@ from kernels import (
     masked_blur,
     person_boxes,
 )
+from kernels._extent import grown, nonzero_extents
 from kernels.composite import BOX_COLUMNS, Column, _region_background
 
 
@@ -245,6 +246,17 @@ def test_feather_inside_given_extents_equals_finding_them():
     np.testing.assert_array_equal(feather(alphas, 3, extents=loose), feather(alphas, 3))
     with pytest.raises(ValueError, match=r"extents must have shape \(2, 4\)"):
         feather(alphas, 3, extents=loose[:1])
+
+
+def test_a_feather_reaches_exactly_the_grown_extents():
+    """The compositor hands the feathered mattes on with their extents grown by the radius instead of
+    finding them again: they must be the feathered mattes' own (clipped at the frame, empty kept)."""
+    alphas = np.zeros((3, 60, 80), np.float32)
+    alphas[0, 10:20, 30:40] = np.random.default_rng(5).random((10, 10), dtype=np.float32) + 0.01
+    alphas[1, 0:5, 77:80] = 1.0
+    for radius in (1, 2, 4):
+        expected = nonzero_extents(feather(alphas, radius))
+        np.testing.assert_array_equal(grown(nonzero_extents(alphas), radius, 60, 80), expected)
 
 
 def test_feather_falls_off_outward():
