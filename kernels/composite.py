@@ -34,7 +34,7 @@ from numba import njit, prange
 from kernels import _cuda
 from kernels._arrays import checked, leading, native, on_gpu, restore, xp_of
 from kernels._extent import whole
-from kernels.blur import background_blur, masked_blur
+from kernels.blur import background_blur, masked_blur, masked_blur_at
 
 
 class Effect(IntEnum):
@@ -489,8 +489,9 @@ def composite(frame, alphas, layers: PersonLayers, scene: Scene, *, image=None, 
     if extents is not None and np.shape(extents) != (count, 4):
         raise ValueError(f"extents must have shape ({count}, 4) as [y0, y1, x0, x1) per person, got "
                          f"{np.shape(extents)}")
-    privacy = _privacy_blur(src, people[hidden], scene, None if extents is None else extents[hidden]) if hidden \
-        else src
+    blocks_only = all(np.asarray(layers.effect)[hidden] == Effect.PIXELATE) and not gpu
+    privacy = _privacy_blur(src, people[hidden], scene, None if extents is None else extents[hidden],
+                            blocks_only) if hidden else src
     packed = layers.packed(np.zeros((count, 4)) if boxes is None else boxes)
     spotlight = Effect.SPOTLIGHT in effects
     image = src if image is None else image
@@ -511,9 +512,10 @@ def composite(frame, alphas, layers: PersonLayers, scene: Scene, *, image=None, 
     return out if out is not None else restore(result, kind)
 
 
-def _privacy_blur(src, people, scene: Scene, extents=None):
+def _privacy_blur(src, people, scene: Scene, extents=None, blocks_only: bool = False):
     """masked_blur(of_people) of the people behind blur/pixelate, computed only over their boxes (from
-    their extents, [y0, y1, x0, x1), when known).
+    their extents, [y0, y1, x0, x1), when known), and with `blocks_only` (everyone pixelated, on the CPU)
+    only at the block centres the pixelation reads (masked_blur_at).
 
     Every pixel the composite reads from it (a person pixel, or a pixelation block centre within
     pixel_block of one) lies at least privacy_radius inside the box grown by privacy_radius +
@@ -533,9 +535,21 @@ def _privacy_blur(src, people, scene: Scene, extents=None):
     region = (slice(y0, min(h, y1)), slice(x0, min(w, x1)))
     xp = xp_of(src)
     out = src.copy()
-    out[region] = masked_blur(xp.ascontiguousarray(src[region]), xp.ascontiguousarray(people[(slice(None), *region)]),
-                              scene.privacy_radius, of_people=True)
+    inside, around = xp.ascontiguousarray(src[region]), xp.ascontiguousarray(people[(slice(None), *region)])
+    if blocks_only:
+        rows, cols = (_block_centres(n, scene.pixel_block, r) for n, r in ((h, region[0]), (w, region[1])))
+        out[np.ix_(rows, cols)] = masked_blur_at(inside, around, scene.privacy_radius, rows - region[0].start,
+                                                 cols - region[1].start, of_people=True)
+    else:
+        out[region] = masked_blur(inside, around, scene.privacy_radius, of_people=True)
     return out
+
+
+def _block_centres(size: int, block: int, within: slice) -> np.ndarray:
+    """The pixels a pixelation reads along an axis of `size` pixels (each block's centre, the last one
+    clipped to the edge, as _composite_cpu's pixel_x), those in `within`."""
+    centres = np.minimum(size - 1, np.arange(0, size, block) + block // 2)
+    return centres[(centres >= within.start) & (centres < within.stop)]
 
 
 def isolated_layer(frame, alpha, out=None):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kernels import background_blur, masked_blur
-from kernels.blur import DELTA, REDUCED_RADIUS
+from kernels.blur import DELTA, REDUCED_RADIUS, masked_blur_at
 
 
 def reference(frame, alphas, r, of_people=False):
@@ -119,3 +119,18 @@ def test_a_small_background_blur_is_the_full_one():
     frame, alphas = scene_with_a_person(90, 160)
     radius = 2 * REDUCED_RADIUS - 1
     assert np.array_equal(background_blur(frame, alphas, radius), masked_blur(frame, alphas, radius))
+
+
+@pytest.mark.parametrize("of_people", [False, True])
+def test_the_blur_at_chosen_pixels_is_the_full_blur_there(of_people):
+    """masked_blur_at (what a pixelation reads: one pixel a block) gives masked_blur's values at those
+    pixels, windows clipped at the edges included; 30 random frames, radii 0-13."""
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        h, w = (int(v) for v in rng.integers(20, 120, 2))
+        frame = rng.integers(0, 256, (h, w, 3), np.uint8)
+        alphas = rng.random((int(rng.integers(0, 3)), h, w), dtype=np.float32) * (rng.random((1, h, w)) < 0.5)
+        radius = int(rng.integers(0, 14))
+        rows, cols = np.unique(rng.integers(0, h, 7)), np.unique(rng.integers(0, w, 9))
+        expected = masked_blur(frame, alphas, radius, of_people=of_people)[np.ix_(rows, cols)]
+        np.testing.assert_array_equal(masked_blur_at(frame, alphas, radius, rows, cols, of_people=of_people), expected)
