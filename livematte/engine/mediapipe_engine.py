@@ -29,7 +29,7 @@ from livematte.config import MediaPipeConfig
 from livematte.engine.base import Engine, Instances, checked_frames
 from livematte.mediapipe.detector import Detection, PoseDetector, sweep
 from livematte.mediapipe.landmarks import MIN_VISIBLE, Pose, PoseLandmarker
-from livematte.mediapipe.motion import Box, Motion
+from livematte.mediapipe.motion import Box, Motion, box_slices
 from livematte.mediapipe.roi import Roi, on_grid
 from livematte.mediapipe.split import split_contested
 
@@ -43,9 +43,10 @@ class _Person:
     since: int  # frame number they were first found
     seen: int  # frame number of `pose`
     velocity: np.ndarray  # (x, y) pixels per frame of the square's centre
-    # their own matte on the grid before the split (what the next frame carries), and where it is not zero
-    matte: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    # their own matte before the split (what the next frame carries): the part of the grid where it is not
+    # zero, and that part
     box: Box | None = None
+    matte: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
     def shift(self, frame: int) -> np.ndarray:
         """How far the last motion has taken them since `pose` was read, on `frame`."""
@@ -132,10 +133,10 @@ class MediaPipeEngine(Engine):
 
     def _drop_duplicates(self) -> None:
         """Two squares that converged on one person (a neighbour's square can slide onto them): the one
-        followed longer stays."""
+        followed longer stays. Only a pose read on this frame can have become another's."""
         kept: list[_Person] = []
         for person in sorted(self.people, key=lambda p: p.since):
-            if not any(self._same_body(person.pose, k.pose) for k in kept):
+            if not any(self._same_body(person.pose, k.pose) for k in kept if self._frame in (person.seen, k.seen)):
                 kept.append(person)
         self.people = kept
 
@@ -151,15 +152,16 @@ class MediaPipeEngine(Engine):
         scale = min(1.0, self.cfg.matte_side / max(size))
         grid = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
         self._motion.see(frame, grid, carrying=any(p.seen != now for p in self.people))
-        for person in self.people:
+        mattes = np.zeros((len(self.people), *grid), np.float32)
+        for matte, person in zip(mattes, self.people):
             if person.seen == now:
                 square = person.pose.roi.scaled(scale)
-                person.matte = np.zeros(grid, np.float32)
-                square.paste(person.pose.mask, person.matte, person.pose.extent)
+                square.paste(person.pose.mask, matte, person.pose.extent)
                 person.box = square.box(*grid, person.pose.extent)
+                person.matte = matte[box_slices(person.box)].copy()
             else:
                 person.matte, person.box = self._motion.carry(person.matte, person.box)
-        mattes = np.array([p.matte for p in self.people], np.float32).reshape(-1, *grid)  # a copy: split below
+                matte[box_slices(person.box)] = person.matte
         split_contested(mattes, [p.box for p in self.people],
                         [on_grid(p.pose.landmarks + p.shift(now), scale) for p in self.people],
                         [p.pose.visible for p in self.people], scale)

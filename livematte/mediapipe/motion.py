@@ -18,6 +18,12 @@ from livematte.mediapipe.landmarks import MASK_FLOOR
 Box = tuple[int, int, int, int]  # [y0, y1, x0, x1) on the grid
 
 
+def box_slices(box: Box | None) -> tuple[slice, slice]:
+    """`box` as an index of the grid (an empty one for None)."""
+    y0, y1, x0, x1 = box if box is not None else (0, 0, 0, 0)
+    return slice(y0, y1), slice(x0, x1)
+
+
 class Motion:
     """One stream's frames in order; not thread-safe."""
 
@@ -34,19 +40,22 @@ class Motion:
         self._flow = self._dis.calc(grey, self._previous, None) if carrying and same else None
         self._previous = grey
 
-    def carry(self, matte: np.ndarray, box: Box | None) -> tuple[np.ndarray, Box | None]:
-        """Last frame's matte (grid size, zero outside `box`) moved to this frame, and its new box; as it is
-        when there is no flow (the first frame of a grid)."""
+    def carry(self, patch: np.ndarray, box: Box | None) -> tuple[np.ndarray, Box | None]:
+        """Last frame's matte, given as its `box` of the grid (zero elsewhere), moved to this frame: the new
+        patch and box; as they are when there is no flow (the first frame of a grid)."""
         if self._flow is None or box is None:
-            return matte, box
+            return patch, box
         y0, y1, x0, x1 = box
         reach = int(np.ceil(np.abs(self._flow[y0:y1, x0:x1]).max())) + 1
-        y0, y1 = max(y0 - reach, 0), min(y1 + reach, matte.shape[0])
-        x0, x1 = max(x0 - reach, 0), min(x1 + reach, matte.shape[1])
-        flow = self._flow[y0:y1, x0:x1]
-        columns, rows = np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32)[:, None]
-        moved = np.zeros_like(matte)
-        cv2.remap(matte, columns + flow[..., 0], rows + flow[..., 1], cv2.INTER_LINEAR, dst=moved[y0:y1, x0:x1],
-                  borderMode=cv2.BORDER_CONSTANT)
-        left, top, width, height = cv2.boundingRect((moved[y0:y1, x0:x1] >= MASK_FLOOR).astype(np.uint8))
-        return moved, ((y0 + top, y0 + top + height, x0 + left, x0 + left + width) if height else None)
+        height, width = self._flow.shape[:2]
+        top, bottom = max(y0 - reach, 0), min(y1 + reach, height)
+        left, right = max(x0 - reach, 0), min(x1 + reach, width)
+        flow = self._flow[top:bottom, left:right]
+        columns = np.arange(left - x0, right - x0, dtype=np.float32)  # this region's pixels in the patch's
+        rows = np.arange(top - y0, bottom - y0, dtype=np.float32)[:, None]
+        moved = cv2.remap(patch, columns + flow[..., 0], rows + flow[..., 1], cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT)
+        x, y, w, h = cv2.boundingRect((moved >= MASK_FLOOR).astype(np.uint8))
+        if not h:
+            return patch[:0, :0], None
+        return moved[y:y + h, x:x + w], (top + y, top + y + h, left + x, left + x + w)
