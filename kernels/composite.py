@@ -437,6 +437,8 @@ def _scene_only(base, base_mode, base_color, others, target, s, e):
             value = _round_byte(0.0 + others * base_color[c])
             for x in range(s, e):
                 target[x, c] = value
+    elif others == 1.0:  # a byte times one, rounded, is that byte
+        target[s:e] = base[s:e]
     else:
         for x in range(s, e):
             for c in range(3):
