@@ -4,7 +4,8 @@ Each person's mask comes from their own square, and a neighbour who stands in it
 too (an arm across a shoulder, people sitting shoulder to shoulder). Where two mattes both exceed
 one half, the pixel belongs to the person whose visible skeleton is nearer; a seam of SEAM frame pixels
 cross-fades the two, so the cut is soft like the rest of the matte. Distances are computed only around
-the contested pixels, on a lattice as coarse as the seam: most people's masks do not meet.
+the contested pixels, on a lattice of at least LATTICE pixels (the difference of two distances changes
+smoothly, so it is interpolated, and the seam applied after): most people's masks do not meet.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from livematte.mediapipe.landmarks import BONES, MIN_VISIBLE
 
 SEAM = 4.0  # frame pixels over which a contested pixel passes from one person to the other
+LATTICE = 2  # finest spacing, in the mattes' pixels, of the points where distances are computed
 FAR = 1e9  # distance to a person none of whose bones is visible
 
 
@@ -22,7 +24,7 @@ def split_contested(mattes: np.ndarray, boxes: list[tuple[int, int, int, int] | 
                     visible: list[np.ndarray], scale: float = 1.0) -> None:
     """In place: for every two people whose boxes [y0, y1, x0, x1) meet, share what both mattes claim.
     Boxes and landmarks are in the mattes' pixels, `scale` times the frame's."""
-    seam = max(1, round(SEAM * scale))
+    seam = max(1.0, SEAM * scale)
     for i in range(len(mattes)):
         for j in range(i + 1, len(mattes)):
             region = _meet(boxes[i], boxes[j])
@@ -39,16 +41,16 @@ def split_contested(mattes: np.ndarray, boxes: list[tuple[int, int, int, int] | 
                 b[ys, xs] *= 1.0 - share_a
 
 
-def _share(y0: int, y1: int, x0: int, x1: int, offset: tuple[int, int], a, b, seam: int) -> np.ndarray:
+def _share(y0: int, y1: int, x0: int, x1: int, offset: tuple[int, int], a, b, seam: float) -> np.ndarray:
     """Person a's share of each pixel of a region (region pixels [y0, y1) x [x0, x1) of a frame region at
-    `offset`), from the two skeletons' distances on a `seam`-pixel lattice, interpolated: the shares
-    change over `seam` pixels, so a lattice that coarse loses nothing."""
-    gy, gx = np.mgrid[y0:y1 + seam:seam, x0:x1 + seam:seam]
+    `offset`): how much nearer a's skeleton is than b's, from a lattice interpolated, across `seam` pixels."""
+    step = max(LATTICE, int(seam))
+    gy, gx = np.mgrid[y0:y1 + step:step, x0:x1 + step:step]
     pixels = np.stack([gx.ravel() + offset[0], gy.ravel() + offset[1]], axis=1).astype(np.float32)
-    nearer_a = bone_distance(pixels, *b) - bone_distance(pixels, *a)
-    coarse = np.clip(0.5 + nearer_a / (2 * seam), 0.0, 1.0).astype(np.float32).reshape(gy.shape)
-    rows, cols = (np.arange(y1 - y0) / seam).astype(np.float32), (np.arange(x1 - x0) / seam).astype(np.float32)
-    return cv2.remap(coarse, *np.meshgrid(cols, rows), interpolation=cv2.INTER_LINEAR)
+    nearer_a = (bone_distance(pixels, *b) - bone_distance(pixels, *a)).astype(np.float32).reshape(gy.shape)
+    rows, cols = (np.arange(y1 - y0) / step).astype(np.float32), (np.arange(x1 - x0) / step).astype(np.float32)
+    difference = cv2.remap(nearer_a, *np.meshgrid(cols, rows), interpolation=cv2.INTER_LINEAR)
+    return np.clip(0.5 + difference / (2 * seam), 0.0, 1.0)
 
 
 def bone_distance(pixels: np.ndarray, points: np.ndarray, visible: np.ndarray) -> np.ndarray:
