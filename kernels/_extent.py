@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+BLOCK = 32  # values tested at once while looking for a row's first and last non-zero value
+
 
 @njit(cache=True)
 def bounds_from_rows(first, last):
@@ -30,6 +32,15 @@ def bounds_from_rows(first, last):
     return out
 
 
+@njit(cache=True)
+def _any_positive(row, start, end):
+    """Whether row[start:end] holds a value > 0; without an early exit, so the loop vectorises."""
+    hits = 0
+    for x in range(start, end):
+        hits += row[x] > 0
+    return hits > 0
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def nonzero_extents(planes):
     """(N, H, W) -> (N, 4) extents of the values > 0 of each plane."""
@@ -38,11 +49,19 @@ def nonzero_extents(planes):
     last = np.zeros((n, h), np.int64)
     for k in prange(n * h):
         row = planes[k // h, k % h]
-        for x in range(w):
+        start = 0
+        while start + BLOCK <= w and not _any_positive(row, start, start + BLOCK):
+            start += BLOCK
+        for x in range(start, w):
             if row[x] > 0:
                 first[k // h, k % h] = x
                 break
-        for x in range(w - 1, -1, -1):
+        if first[k // h, k % h] == w:  # an empty row: nothing to find from the other end
+            continue
+        end = w
+        while end - BLOCK >= 0 and not _any_positive(row, end - BLOCK, end):
+            end -= BLOCK
+        for x in range(end - 1, -1, -1):
             if row[x] > 0:
                 last[k // h, k % h] = x + 1
                 break

@@ -259,6 +259,26 @@ def test_a_feather_reaches_exactly_the_grown_extents():
         np.testing.assert_array_equal(grown(nonzero_extents(alphas), radius, 60, 80), expected)
 
 
+def test_nonzero_extents_are_numpys_bounds_of_the_positive_values():
+    """Rows are searched a block at a time from each end; widths around and across the block size,
+    negative values (not counted), empty planes and rows."""
+    rng = np.random.default_rng(6)
+    for _ in range(300):
+        n, h, w = (int(v) for v in (rng.integers(0, 4), rng.integers(1, 50), rng.integers(1, 130)))
+        planes = np.zeros((n, h, w), np.float32)
+        for plane in planes:
+            if rng.random() < 0.8:
+                y0, x0 = rng.integers(0, h), rng.integers(0, w)
+                plane[y0:y0 + rng.integers(1, 20), x0:x0 + rng.integers(1, 70)] = rng.random() + 0.01
+            plane[rng.random((h, w)) < 0.1] -= 0.5
+        expected = np.zeros((n, 4), np.int64)
+        for i, plane in enumerate(planes):
+            ys, xs = np.nonzero(plane > 0)
+            if len(ys):
+                expected[i] = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        np.testing.assert_array_equal(nonzero_extents(planes), expected)
+
+
 def test_feather_falls_off_outward():
     alpha = np.zeros((1, 1, 11), np.float32)
     alpha[0, 0, :3] = 1.0
