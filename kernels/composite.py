@@ -342,6 +342,8 @@ def _composite_cpu(frame, alphas, people, image, own, privacy, out, scalars, win
             base = image[y] if base_mode == Background.IMAGE else source
             _scene_only(base, base_mode, base_color, others, target, 0, s0)
             _scene_only(base, base_mode, base_color, others, target, s1, w)
+            if s0 == s1:
+                continue
         bg = np.empty((4, w))
         if base_mode == Background.ORIGINAL or base_mode == Background.IMAGE:
             base = source if base_mode == Background.ORIGINAL else image[y]
@@ -437,8 +439,8 @@ def _scene_only(base, base_mode, base_color, others, target, s, e):
             value = _round_byte(0.0 + others * base_color[c])
             for x in range(s, e):
                 target[x, c] = value
-    elif others == 1.0:  # a byte times one, rounded, is that byte
-        target[s:e] = base[s:e]
+    elif others == 1.0:  # a byte times one, rounded, is that byte: a flat copy, which vectorises
+        target.reshape(-1)[3 * s:3 * e] = base.reshape(-1)[3 * s:3 * e]
     else:
         for x in range(s, e):
             for c in range(3):
