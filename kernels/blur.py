@@ -150,8 +150,8 @@ def _blur_at_cpu(frame, alphas, r, of_people, rows, cols, delta):
     if rows.shape[0] == 0 or cols.shape[0] == 0:
         return out
     top, bottom = max(0, rows[0] - r), min(h, rows[-1] + r + 1)
-    sums = np.empty((bottom - top, cols.shape[0], 7), np.float32)  # per row: (I * v) B, G, R, v, I B, G, R,
-    # kept in float32 as masked_blur keeps its row sums
+    # per row and wanted column: (I * v) B, G, R, v, I B, G, R, kept in float32 as masked_blur keeps them
+    sums = np.empty((bottom - top, cols.shape[0], 7), np.float32)
     for y in prange(top, bottom):
         weight = np.empty(w, np.float32)
         for x in range(w):

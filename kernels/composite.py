@@ -334,19 +334,17 @@ def _composite_cpu(frame, alphas, people, image, own, privacy, out, scalars, win
     for y in prange(h):
         source = frame[y]
         target = out[y]
+        base = image[y] if base_mode == Background.IMAGE else source
         span_lo, span_hi = np.empty(count, np.int64), np.empty(count, np.int64)
         first, last = _spans(alphas, windows, y, span_lo, span_hi)
-        s0, s1 = (first, last) if plain else (0, w)
+        s0, s1 = (min(first, last), last) if plain else (0, w)  # the full rule on [s0, s1) only
         if plain:
-            s0 = min(s0, s1)  # nobody in the row: an empty range
-            base = image[y] if base_mode == Background.IMAGE else source
             _scene_only(base, base_mode, base_color, others, target, 0, s0)
             _scene_only(base, base_mode, base_color, others, target, s1, w)
             if s0 == s1:
                 continue
         bg = np.empty((4, w))
         if base_mode == Background.ORIGINAL or base_mode == Background.IMAGE:
-            base = source if base_mode == Background.ORIGINAL else image[y]
             for x in range(s0, s1):
                 bg[0, x] = base[x, 0]
                 bg[1, x] = base[x, 1]

@@ -146,7 +146,7 @@ class Compositor:
             radius = max(1, round(self.cfg.feather * scale))
             alphas = feather(alphas, radius, extents=extents)
             extents = None if extents is None else grown(np.asarray(extents, np.int64), radius, *alphas.shape[1:])
-        boxes = person_boxes(alphas) if ids else np.zeros((0, 4), np.float32)  # from small mattes: less work
+        boxes = person_boxes(alphas) if ids else np.zeros((0, 4), np.float32)  # small mattes: less work
         if scale != 1:
             boxes = _scaled_boxes(boxes, width / alphas.shape[2], height / alphas.shape[1])
         order = sorted(range(len(ids)), key=lambda i: (boxes[i, 3], boxes[i, 1]))  # lower bottom edge = nearer = later

@@ -43,8 +43,8 @@ class _Person:
     since: int  # frame number they were first found
     seen: int  # frame number of `pose`
     velocity: np.ndarray  # (x, y) pixels per frame of the square's centre
-    # their own matte before the split (what the next frame carries): the part of the grid where it is not
-    # zero, and that part
+    # what the next frame carries: their own matte before the split, as the box of the grid where it is
+    # not zero and the patch inside it
     box: Box | None = None
     matte: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
