@@ -1,7 +1,9 @@
+import os
 from pathlib import Path
 
 import av
 import cv2
+import numba
 import numpy as np
 
 from livematte.config import load_config
@@ -168,3 +170,22 @@ def test_a_network_engine_gets_the_frame_once_and_every_stage_reads_that_copy(tm
     assert tracked.pixels is given[-1] and tracked.people.ids
     expected = processor.compositor.render(image, tracked.people.mattes, tracked.people.ids).image
     np.testing.assert_array_equal(processed.image, host(expected))
+
+
+def test_each_worker_runs_its_kernels_on_its_share_of_the_cores(tmp_path, monkeypatch):
+    """The three workers run numba kernels at the same time, so each gets cores // 3 threads (at least
+    one): on two cores a parallel region otherwise waited for its second thread, busy in another stage."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    pipeline = LivePipeline(config(tmp_path))
+    seen: dict[str, set[int]] = {}
+    for stage in ("infer", "stabilize", "render"):
+        work = getattr(pipeline.processor, stage)
+
+        def counted(*args, _work=work, _stage=stage, **kwargs):
+            seen.setdefault(_stage, set()).add(numba.get_num_threads())
+            return _work(*args, **kwargs)
+
+        monkeypatch.setattr(pipeline.processor, stage, counted)
+    pipeline.run(show_progress=False)
+    assert seen == {"infer": {1}, "stabilize": {1}, "render": {1}}
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # the caller's own count is left alone
