@@ -265,9 +265,11 @@ class MediaPipeConfig(Strict):
     threads: int = Field(2, ge=1, le=64, description="LiteRT threads per model")
     people_per_frame: int = Field(1, ge=1, le=20, description="people whose mask is renewed on each frame; the "
                                   "others' masks are carried by the picture's motion (optical flow) until their turn")
-    detect_every: int = Field(2, ge=1, description="frames between two runs of the person detector, each on one "
-                              "square of the frame in turn (every frame while nobody is followed); a 16:9 frame "
-                              "takes 30 runs, squares near the camera come every other run")
+    detect_every: int = Field(2, ge=1, description="frames between two runs of the person detector on squares of "
+                              "the frame where the picture changed away from the people followed (a newcomer)")
+    sweep_every: int = Field(8, ge=1, description="frames between two runs of the person detector on the next "
+                             "square in turn, changed or not (finds someone missed who keeps still; every frame "
+                             "while nobody is followed); a 16:9 frame has 30 turns, near squares every other turn")
     max_people: int = Field(10, ge=1, le=64, description="most people followed at once")
     min_score: float = Field(0.5, gt=0, lt=1, description="detector score for a new person")
     min_presence: float = Field(0.5, gt=0, lt=1, description="landmark model's p(person) below which one is let go")

@@ -169,3 +169,32 @@ def test_dancers_not_read_on_a_frame_keep_their_limbs(models, shared_media):
         for a, b in zip(carried, read):
             differences.append(np.abs(a - b)[(a > 0.01) | (b > 0.01)].mean())
     assert np.mean(differences) <= 0.085, np.mean(differences)
+
+
+def test_the_detector_rests_on_a_still_picture_and_reads_where_people_appear(models, shared_media):
+    """Four people sit still, the right half of the picture is a bare wall; then four more are there.
+    While nothing changes the detector reads only the slow sweep's squares (frames 1, 9, 17, 25: where
+    it read a square every other frame before); the four newcomers change the picture where nobody
+    followed is, and those squares are read first: all eight are found within 30 frames (the sweep
+    alone reads 4 squares of 30 in that time)."""
+    halves = [np.full((720, 640, 3), 128, np.uint8) for _ in range(2)]
+    for half, name in zip(halves, ("group1.jpg", "group2.jpg")):  # each photo across half the width, centred
+        photo = cv2.imread(str(shared_media / name))
+        height = round(photo.shape[0] * 640 / photo.shape[1])
+        top = (720 - height) // 2
+        half[top:top + height] = cv2.resize(photo, (640, height), interpolation=cv2.INTER_AREA)
+    everyone = np.hstack(halves)
+    left_only = np.hstack([halves[0], np.full_like(halves[1], 128)])
+    engine = MediaPipeEngine(engine_config().engine.mediapipe)
+    read_on: list[int] = []
+    detect = engine.detector.detect
+
+    def counted(frame, squares=None):
+        read_on.append(engine._frame)
+        return detect(frame, squares)
+
+    engine.detector.detect = counted
+    found = [len(engine.infer([left_only if i < 30 else everyone])[0]) for i in range(60)]
+    assert found[:30] == [4] * 30, found
+    assert [n for n in read_on if n <= 30] == [1, 9, 17, 25]
+    assert found[59] == 8 and min(found[30:]) >= 4, found

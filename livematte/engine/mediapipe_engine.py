@@ -10,12 +10,15 @@ The mattes are at most `matte_side` pixels long (640: a 720p frame's half, a 108
 which the masks' 256 pixels a person fill: what follows (tracking, fusion) then costs a quarter or less
 of what it costs at frame size, and the compositor brings the mattes to the frame's size.
 
-Both models cost the same whatever the picture holds, so the time per frame is bounded: every
-`detect_every` frames the detector reads one of the frame's overlapping squares, in turn (newcomers
-are found within one sweep), and the `people_per_frame` people seen longest ago are read again while
-the others' masks are carried by the picture's motion until their turn (livematte/mediapipe/motion.py);
-a stream's first frame is read whole. Stills (a folder of unrelated photos) are read whole: every
-square, every person twice (the second square from the first pass's landmarks), nothing carried over.
+Both models cost the same whatever the picture holds, so the time per frame is bounded: the
+`people_per_frame` people seen longest ago are read again while the others' masks are carried by the
+picture's motion until their turn (livematte/mediapipe/motion.py), and the detector reads at most one
+of the frame's overlapping squares a frame. A stream's first frame is read whole; then, every
+`detect_every` frames, a square where the picture changed away from the people followed (a newcomer,
+livematte/mediapipe/newcomers.py), and every `sweep_every` frames the next square in turn (someone the
+detector missed who keeps still); every frame while nobody is followed. Stills (a folder of unrelated
+photos) are read whole: every square, every person twice (the second square from the first pass's
+landmarks), nothing carried over.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ import numpy as np
 
 from livematte.config import MediaPipeConfig
 from livematte.engine.base import Engine, Instances, checked_frames
-from livematte.mediapipe.detector import Detection, PoseDetector, sweep
-from livematte.mediapipe.landmarks import MIN_VISIBLE, Pose, PoseLandmarker
+from livematte.mediapipe.detector import Detection, PoseDetector, Square, sweep
+from livematte.mediapipe.landmarks import MASK_FLOOR, MIN_VISIBLE, Pose, PoseLandmarker
 from livematte.mediapipe.motion import Box, Motion, box_slices
+from livematte.mediapipe.newcomers import NewcomerWatch
 from livematte.mediapipe.roi import Roi, on_grid
 from livematte.mediapipe.split import split_contested
 
@@ -71,8 +75,10 @@ class MediaPipeEngine(Engine):
         self._frame = 0
         self._next_square = 0  # the detector's place in its sweep of the frame's squares
         self._detected_at: int | None = None  # frame number of the detector's last run
+        self._swept_at = 0  # frame number of the sweep's last square
         self._size: tuple[int, int] | None = None
         self._motion = Motion()
+        self._watch = NewcomerWatch()
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -85,6 +91,7 @@ class MediaPipeEngine(Engine):
     def _one(self, frame: np.ndarray) -> Instances:
         if self.stills or frame.shape[:2] != self._size:
             self.people, self._next_square, self._detected_at, self._size = [], 0, None, frame.shape[:2]
+            self._watch.reset()
         self._frame += 1
         if self.stills:
             self._read_still(frame)
@@ -95,16 +102,33 @@ class MediaPipeEngine(Engine):
     def _follow(self, frame: np.ndarray) -> None:
         for person in sorted(self.people, key=lambda p: p.seen)[:self.cfg.people_per_frame]:
             self._refresh(person, frame)
+        for person in self.people:
+            if person.pose.presence < self.cfg.min_presence and person.box is not None:
+                self._watch.mark(person.box)
         self.people = [p for p in self.people if p.pose.presence >= self.cfg.min_presence]
         self._drop_duplicates()
         if self._detected_at is None:  # the stream's first frame: the whole frame, everyone at once
-            self._detected_at = self._frame
+            self._detected_at = self._swept_at = self._frame
             self._add(frame, self.detector.detect(frame), second_look=False)
-        elif not self.people or self._frame - self._detected_at >= self.cfg.detect_every:
-            squares = sweep(*frame.shape[:2])
-            square, self._next_square = squares[self._next_square % len(squares)], self._next_square + 1
+            return
+        square = self._detector_square(sweep(*frame.shape[:2]))
+        if square is not None:
             self._detected_at = self._frame
+            self._watch.read(square)
             self._add(frame, self.detector.detect(frame, [square]), second_look=False)
+
+    def _detector_square(self, squares: list[Square]) -> Square | None:
+        """The square the detector reads on this frame, if any: the sweep's next one when nobody is
+        followed or the sweep is due, else (every detect_every frames) the first one in the sweep's order
+        where the picture changed."""
+        start = self._next_square
+        if not self.people or self._frame - self._swept_at >= self.cfg.sweep_every:
+            self._swept_at, self._next_square = self._frame, start + 1
+            return squares[start % len(squares)]
+        if self._frame - self._detected_at < self.cfg.detect_every:
+            return None
+        return next((s for s in (squares[(start + k) % len(squares)] for k in range(len(squares)))
+                     if self._watch.changed(s)), None)
 
     def _read_still(self, frame: np.ndarray) -> None:
         self._add(frame, self.detector.detect(frame), second_look=True)
@@ -153,6 +177,7 @@ class MediaPipeEngine(Engine):
         grid = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
         self._motion.see(frame, grid, carrying=any(p.seen != now for p in self.people))
         mattes = np.zeros((len(self.people), *grid), np.float32)
+        followed = np.zeros(grid, np.uint8)
         for matte, person in zip(mattes, self.people):
             if person.seen == now:
                 square = person.pose.roi.scaled(scale)
@@ -162,6 +187,9 @@ class MediaPipeEngine(Engine):
             else:
                 person.matte, person.box = self._motion.carry(person.matte, person.box)
                 matte[box_slices(person.box)] = person.matte
+            followed[box_slices(person.box)] |= person.matte >= MASK_FLOOR
+        if not self.stills:
+            self._watch.see(self._motion.changed(), followed, sweep(*size), scale)
         split_contested(mattes, [p.box for p in self.people],
                         [on_grid(p.pose.landmarks + p.shift(now), scale) for p in self.people],
                         [p.pose.visible for p in self.people], scale)

@@ -1,5 +1,6 @@
 """How the picture moved since the last frame, on the mattes' grid: it carries the masks of the people
-the landmark model did not read on this frame (livematte/engine/mediapipe_engine.py).
+the landmark model did not read on this frame (livematte/engine/mediapipe_engine.py), and says where it
+changed (livematte/mediapipe/newcomers.py).
 
 Moving such a mask by its square's velocity leaves a limb that moves otherwise (an arm swinging while
 the body stands) behind until the person's next read; that showed as flicker and as trailing limbs.
@@ -16,6 +17,7 @@ from livematte.frame import at_size
 from livematte.mediapipe.landmarks import MASK_FLOOR
 
 Box = tuple[int, int, int, int]  # [y0, y1, x0, x1) on the grid
+CHANGE = 12  # grey levels by which a pixel must change to count as changed (compression noise stays below)
 
 
 def box_slices(box: Box | None) -> tuple[slice, slice]:
@@ -29,16 +31,23 @@ class Motion:
 
     def __init__(self) -> None:
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        self._previous: np.ndarray | None = None
+        self._last: np.ndarray | None = None  # the last frame seen, grey, on the grid
+        self._before: np.ndarray | None = None  # the one before it, where it had the same grid
         self._flow: np.ndarray | None = None  # per grid pixel of this frame: (dx, dy) to where it was before
 
     def see(self, frame: np.ndarray, grid: tuple[int, int], carrying: bool) -> None:
         """Take the stream's next frame (BGR at any size); the flow is computed only when a mask is to be
         carried (`carrying`) and the last frame had the same grid."""
         grey = cv2.cvtColor(at_size(frame, grid), cv2.COLOR_BGR2GRAY)
-        same = self._previous is not None and self._previous.shape == grey.shape
-        self._flow = self._dis.calc(grey, self._previous, None) if carrying and same else None
-        self._previous = grey
+        same = self._last is not None and self._last.shape == grey.shape
+        self._flow = self._dis.calc(grey, self._last, None) if carrying and same else None
+        self._last, self._before = grey, self._last if same else None
+
+    def changed(self) -> np.ndarray | None:
+        """Where the grid's picture changed between the last two frames (bool); None after a first frame."""
+        if self._before is None:
+            return None
+        return cv2.absdiff(self._last, self._before) > CHANGE
 
     def carry(self, patch: np.ndarray, box: Box | None) -> tuple[np.ndarray, Box | None]:
         """Last frame's matte, given as its `box` of the grid (zero elsewhere), moved to this frame: the new
