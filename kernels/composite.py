@@ -72,6 +72,7 @@ class Column(IntEnum):
 
 TINT_COLUMNS = slice(Column.TINT_B, Column.TINT_R + 1)
 BOX_COLUMNS = slice(Column.X0, Column.Y1 + 1)
+REGION_BLOCK = 64  # columns over which the CPU twin's region step bounds each person's distance at once
 
 # composite.cu's names for the codes and columns (EFFECT_BLUR, BACKGROUND_IMAGE, COL_X0, COL_COUNT, ...):
 # kernels/_cuda.py puts these #defines before the source, so each number is written only in the enums above.
@@ -168,29 +169,56 @@ def _round_byte(v):
 
 @njit(cache=True)
 def _nearest_two(people, present, xs, y, feather, j1, j2, t):
-    """Per pixel of row y: the nearest present person j1, the second nearest j2 (-1 when there is none)
-    and the nearest one's weight t = clamp(0.5 + (d2 - d1) / (2 * feather), 0, 1) (1 without a second).
-    Selects instead of branches, so the loop over x vectorises; strict < keeps the earlier person on a
-    tie, as the rule does."""
+    """Per pixel of row y (xs: its columns, ascending): the nearest present person j1, the second nearest
+    j2 (-1 when there is none) and the nearest one's weight t = clamp(0.5 + (d2 - d1) / (2 * feather),
+    0, 1) (1 without a second). Selects instead of branches, so the loop over x vectorises; strict <
+    keeps the earlier person on a tie, as the rule does. Block by block of REGION_BLOCK columns, a person
+    who is nowhere in the block as near as two others are everywhere in it (the two whose farthest
+    distance there is smallest) is never among the nearest two there and is skipped: the same ranking,
+    in the same order, of the same distances (the bounds round as the distances do)."""
     w = xs.shape[0]
     d1, d2 = np.full(w, np.inf), np.full(w, np.inf)
     j1[:] = -1
     j2[:] = -1
-    for i in present:
-        x0, x1 = float(people[i, Column.X0]), float(people[i, Column.X1])
-        dy = max(people[i, Column.Y0] - y, y - people[i, Column.Y1], 0.0)
-        dyy = dy * dy
-        for x in range(w):
-            dx = max(x0 - xs[x], xs[x] - x1, 0.0)
-            d = np.sqrt(dx * dx + dyy)
-            a, b = d1[x], d2[x]
-            nearer, second = d < a, d < b
-            j2[x] = j1[x] if nearer else (i if second else j2[x])
-            d2[x] = a if nearer else (d if second else b)
-            j1[x] = i if nearer else j1[x]
-            d1[x] = d if nearer else a
+    count = present.shape[0]
+    dyy, nearest, farthest = np.empty(count), np.empty(count), np.empty(count)
+    for k in range(count):
+        dy = max(people[present[k], Column.Y0] - y, y - people[present[k], Column.Y1], 0.0)
+        dyy[k] = dy * dy
+    for block in range(0, w, REGION_BLOCK):
+        s, e = np.uint64(block), np.uint64(min(w, block + REGION_BLOCK))  # unsigned: see the span helpers
+        first, last = xs[s], xs[e - 1]
+        for k in range(count):
+            x0, x1 = float(people[present[k], Column.X0]), float(people[present[k], Column.X1])
+            near, far = max(x0 - last, first - x1, 0.0), max(x0 - first, last - x1, 0.0)
+            nearest[k], farthest[k] = np.sqrt(near * near + dyy[k]), np.sqrt(far * far + dyy[k])
+        beyond = _second_smallest(farthest)  # two people are at most this far everywhere in the block
+        for k in range(count):
+            if nearest[k] > beyond:
+                continue
+            i = present[k]
+            x0, x1 = float(people[i, Column.X0]), float(people[i, Column.X1])
+            for x in range(s, e):
+                dx = max(x0 - xs[x], xs[x] - x1, 0.0)
+                d = np.sqrt(dx * dx + dyy[k])
+                a, b = d1[x], d2[x]
+                nearer, second = d < a, d < b
+                j2[x] = j1[x] if nearer else (i if second else j2[x])
+                d2[x] = a if nearer else (d if second else b)
+                j1[x] = i if nearer else j1[x]
+                d1[x] = d if nearer else a
     for x in range(w):
         t[x] = min(1.0, max(0.0, 0.5 + (d2[x] - d1[x]) / (2.0 * feather)))
+
+
+@njit(cache=True)
+def _second_smallest(values):
+    """The second smallest of `values` (inf when there are fewer than two)."""
+    a = b = np.inf
+    for v in values:
+        if v < b:
+            a, b = (v, a) if v < a else (a, v)
+    return b
 
 
 # The span helpers index with unsigned columns s <= x < e: numba then adds no negative-index wraparound

@@ -20,7 +20,7 @@ from kernels import (
     person_boxes,
 )
 from kernels._extent import grown, nonzero_extents
-from kernels.composite import BOX_COLUMNS, Column, _region_background
+from kernels.composite import BOX_COLUMNS, REGION_BLOCK, Column, _region_background
 
 
 def reference(frame, alphas, layers, scene, image=None, own=None, boxes=None):
@@ -419,6 +419,23 @@ def test_region_step_matches_the_literal_rule_bit_for_bit(name, region_feather):
     uint8_base = np.concatenate([rng.integers(0, 256, (h, 3, w)).astype(np.float64), np.ones((h, 1, w))], axis=1)
     fractional_base = np.concatenate([rng.uniform(0, 255, (h, 3, w)), np.zeros((h, 1, w))], axis=1)
     for base in (uint8_base, fractional_base):
+        expected = region_reference(base, people, own, region_feather)
+        np.testing.assert_array_equal(region_kernel(base, people, own, region_feather), expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_region_step_of_many_people_in_a_wide_row_matches_the_literal_rule(seed):
+    """Eight people over blocks of REGION_BLOCK columns, where the kernel skips people who cannot be among
+    a block's nearest two: the same result as ranking everyone at every pixel."""
+    rng = np.random.default_rng(seed)
+    h, w = 12, 5 * REGION_BLOCK + 7
+    corners = np.stack([rng.uniform(-20, w, 8), rng.uniform(-4, h, 8)], axis=1)
+    boxes = np.concatenate([corners, corners + rng.uniform(0, [40, 8], (8, 2))], axis=1)
+    boxes[3] = boxes[5]  # two people with one box: ties wherever they are nearest
+    people = packed_people(boxes, rng.integers(-1, 3, 8))
+    own = rng.integers(0, 256, (3, h, w, 3), dtype=np.uint8)
+    base = np.concatenate([rng.uniform(0, 255, (h, 3, w)), np.ones((h, 1, w))], axis=1)
+    for region_feather in (0.5, 6.0, 40.0):
         expected = region_reference(base, people, own, region_feather)
         np.testing.assert_array_equal(region_kernel(base, people, own, region_feather), expected)
 
