@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from numba import njit
 
 from livematte.mediapipe.landmarks import BONES, MIN_VISIBLE
 
@@ -58,12 +59,25 @@ def bone_distance(pixels: np.ndarray, points: np.ndarray, visible: np.ndarray) -
     bones = np.array([(p, q) for p, q in BONES if visible[p] >= MIN_VISIBLE and visible[q] >= MIN_VISIBLE])
     if not len(bones):
         return np.full(len(pixels), FAR, np.float32)
-    start, end = points[bones[:, 0]].astype(np.float32), points[bones[:, 1]].astype(np.float32)
-    ax, ay = end[:, 0] - start[:, 0], end[:, 1] - start[:, 1]  # (B,) each bone's direction and length
-    rx, ry = pixels[:, :1] - start[:, 0], pixels[:, 1:] - start[:, 1]  # (P, B) from each bone's start
-    t = np.clip((rx * ax + ry * ay) / np.maximum(ax * ax + ay * ay, 1e-6), 0.0, 1.0)
-    dx, dy = rx - t * ax, ry - t * ay
-    return np.sqrt((dx * dx + dy * dy).min(axis=1))
+    return _segment_distance(np.asarray(pixels, np.float32), points[bones[:, 0]].astype(np.float32),
+                             points[bones[:, 1]].astype(np.float32))
+
+
+@njit(cache=True, nogil=True)
+def _segment_distance(pixels, starts, ends):
+    """(P,) float32 distance of each (x, y) pixel to the nearest of the segments starts[k] -> ends[k]."""
+    out = np.empty(pixels.shape[0], np.float32)
+    for p in range(pixels.shape[0]):
+        nearest = np.float32(np.inf)
+        for k in range(starts.shape[0]):
+            ax, ay = ends[k, 0] - starts[k, 0], ends[k, 1] - starts[k, 1]
+            rx, ry = pixels[p, 0] - starts[k, 0], pixels[p, 1] - starts[k, 1]
+            t = min(max((rx * ax + ry * ay) / max(ax * ax + ay * ay, np.float32(1e-6)), np.float32(0)),
+                    np.float32(1))
+            dx, dy = rx - t * ax, ry - t * ay
+            nearest = min(nearest, dx * dx + dy * dy)
+        out[p] = np.sqrt(nearest)
+    return out
 
 
 def _meet(a, b) -> tuple[int, int, int, int] | None:
