@@ -129,6 +129,7 @@ class Compositor:
                 _read_image(spec.background)
         self._last: tuple[Any, list[int]] | None = None
         self._stills: dict[tuple, Any] = {}  # still images as the compositor uses them, by what they show
+        self._canvas = MatteCanvas()
 
     def render(self, frame, mattes, track_ids: Sequence[int], extents: np.ndarray | None = None) -> Composite:
         """The output for one frame. frame: (H, W, 3) uint8 BGR; mattes: (N, H, W) float32 per track id,
@@ -151,7 +152,7 @@ class Compositor:
             boxes = _scaled_boxes(boxes, width / alphas.shape[2], height / alphas.shape[1])
         order = sorted(range(len(ids)), key=lambda i: (boxes[i, 3], boxes[i, 1]))  # lower bottom edge = nearer = later
         if scale != 1:  # enlarged straight into depth order: no copy of frame-size mattes
-            ordered, extents = enlarged(alphas, extents, height, width, order)
+            ordered, extents = self._canvas.enlarged(alphas, extents, height, width, order)
         else:
             ordered = alphas[order] if ids else alphas
             extents = None if extents is None or not ids else extents[order]
@@ -215,18 +216,41 @@ def _scaled_boxes(boxes: np.ndarray, sx: float, sy: float) -> np.ndarray:
     return out
 
 
-def enlarged(alphas: np.ndarray, extents: np.ndarray | None, height: int, width: int,
-             order: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(N, h, w) mattes brought to (N, height, width) as cv2.resize brings them (bilinear, pixel centres
-    aligned), working only around where each is non-zero (`extents` in the mattes' pixels, or found), and
-    extents [y0, y1, x0, x1) in the frame's pixels that hold every non-zero value; in `order` (indices of
-    `alphas`) when given."""
+class MatteCanvas:
+    """Frame-size arrays for the enlarged mattes, kept from frame to frame: two in turn, since select() may
+    still read the last frame's while the next is drawn. Of each, only what its last use wrote is cleared:
+    zeroing eight 720p mattes anew cost 3 ms a frame."""
+
+    def __init__(self) -> None:
+        self._planes: list[np.ndarray | None] = [None, None]
+        self._written = [np.zeros((0, 4), np.int64)] * 2  # per array: the extents its last use wrote
+        self._turn = 0
+
+    def enlarged(self, alphas: np.ndarray, extents: np.ndarray | None, height: int, width: int,
+                 order: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """enlarged(...) into this turn's array."""
+        self._turn ^= 1
+        planes = self._planes[self._turn]
+        if planes is None or planes.shape[0] < len(order) or planes.shape[1:] != (height, width):
+            planes = self._planes[self._turn] = np.zeros((len(order), height, width), np.float32)
+        else:
+            for plane, (top, bottom, left, right) in zip(planes, self._written[self._turn]):
+                plane[top:bottom, left:right] = 0.0
+        out = planes[:len(order)]
+        self._written[self._turn] = enlarged(alphas, extents, out, order)
+        return out, self._written[self._turn]
+
+
+def enlarged(alphas: np.ndarray, extents: np.ndarray | None, out: np.ndarray, order: Sequence[int]) -> np.ndarray:
+    """(N, h, w) mattes `alphas`, in `order` (indices of them), brought to zeroed (len(order), height,
+    width) `out` as cv2.resize brings them (bilinear, pixel centres aligned), working only around where
+    each is non-zero (`extents` in the mattes' pixels, or found); returns extents [y0, y1, x0, x1) in the
+    frame's pixels that hold every non-zero value (and all that was written)."""
     if not isinstance(alphas, np.ndarray):
         raise TypeError("mattes smaller than the frame come only from CPU engines, as NumPy arrays")
-    people, h, w = alphas.shape
+    _, h, w = alphas.shape
+    _, height, width = out.shape
     found = nonzero_extents(alphas) if extents is None else np.asarray(extents, np.int64)
-    order = range(people) if order is None else order
-    out = np.zeros((len(order), height, width), np.float32)
     out_extents = np.zeros((len(order), 4), np.int64)
     sy, sx = height / h, width / w
     for j, i in enumerate(order):
@@ -240,4 +264,4 @@ def enlarged(alphas: np.ndarray, extents: np.ndarray | None, height: int, width:
         cv2.warpAffine(alphas[i], to_matte, (right - left, bottom - top), dst=out[j, top:bottom, left:right],
                        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         out_extents[j] = top, bottom, left, right
-    return out, out_extents
+    return out_extents
