@@ -77,6 +77,7 @@ class MediaPipeEngine(Engine):
         self._detected_at: int | None = None  # frame number of the detector's last run
         self._swept_at = 0  # frame number of the sweep's last square
         self._size: tuple[int, int] | None = None
+        self._squares: list[Square] = []  # the detector's squares of a frame of that size, in sweep order
         self._motion = Motion()
         self._watch = NewcomerWatch()
 
@@ -91,6 +92,7 @@ class MediaPipeEngine(Engine):
     def _one(self, frame: np.ndarray) -> Instances:
         if self.stills or frame.shape[:2] != self._size:
             self.people, self._next_square, self._detected_at, self._size = [], 0, None, frame.shape[:2]
+            self._squares = sweep(*self._size)
             self._watch.reset()
         self._frame += 1
         if self.stills:
@@ -111,17 +113,17 @@ class MediaPipeEngine(Engine):
             self._detected_at = self._swept_at = self._frame
             self._add(frame, self.detector.detect(frame), second_look=False)
             return
-        square = self._detector_square(sweep(*frame.shape[:2]))
+        square = self._detector_square()
         if square is not None:
             self._detected_at = self._frame
             self._watch.read(square)
             self._add(frame, self.detector.detect(frame, [square]), second_look=False)
 
-    def _detector_square(self, squares: list[Square]) -> Square | None:
+    def _detector_square(self) -> Square | None:
         """The square the detector reads on this frame, if any: the sweep's next one when nobody is
         followed or the sweep is due, else (every detect_every frames) the first one in the sweep's order
         where the picture changed."""
-        start = self._next_square
+        squares, start = self._squares, self._next_square
         if not self.people or self._frame - self._swept_at >= self.cfg.sweep_every:
             self._swept_at, self._next_square = self._frame, start + 1
             return squares[start % len(squares)]
@@ -189,7 +191,7 @@ class MediaPipeEngine(Engine):
                 matte[box_slices(person.box)] = person.matte
             followed[box_slices(person.box)] |= person.matte >= MASK_FLOOR
         if not self.stills:
-            self._watch.see(self._motion.changed(), followed, sweep(*size), scale)
+            self._watch.see(self._motion.changed(), followed, self._squares, scale)
         split_contested(mattes, [p.box for p in self.people],
                         [on_grid(p.pose.landmarks + p.shift(now), scale) for p in self.people],
                         [p.pose.visible for p in self.people], scale)
