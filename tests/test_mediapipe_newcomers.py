@@ -13,8 +13,9 @@ GRID, SCALE = (360, 640), 0.5  # a 720p frame's mattes
 def watched(change: np.ndarray, people: np.ndarray, before: np.ndarray | None = None) -> NewcomerWatch:
     """A watch that saw a first frame (people `before`, default `people`) and then `change` with `people`."""
     watch = NewcomerWatch()
-    watch.see(None, people if before is None else before, sweep(720, 1280), SCALE)
-    watch.see(change, people, sweep(720, 1280), SCALE)
+    watch.reset(sweep(720, 1280), SCALE)
+    watch.see(None, people if before is None else before)
+    watch.see(change, people)
     return watch
 
 
@@ -65,7 +66,8 @@ def test_changes_of_the_people_followed_thin_ones_and_specks_are_nobody_new():
 
 def test_nothing_is_marked_on_a_first_frame_and_a_mark_names_the_squares_of_a_box():
     watch = NewcomerWatch()
-    watch.see(None, grid(dtype=np.uint8), sweep(720, 1280), SCALE)
+    watch.reset(sweep(720, 1280), SCALE)
+    watch.see(None, grid(dtype=np.uint8))
     assert not changed_squares(watch)
     watch.mark((300, 360, 600, 640))  # the bottom right corner of the grid
     assert changed_squares(watch) == {s for s in tiles(720, 1280) if s[0] + s[2] > 1200 and s[1] + s[2] > 600}

@@ -77,7 +77,9 @@ class MediaPipeEngine(Engine):
         self._detected_at: int | None = None  # frame number of the detector's last run
         self._swept_at = 0  # frame number of the sweep's last square
         self._size: tuple[int, int] | None = None
-        self._squares: list[Square] = []  # the detector's squares of a frame of that size, in sweep order
+        # of a frame of that size: the detector's squares in sweep order, the mattes' grid and its scale
+        self._squares: list[Square] = []
+        self._grid, self._scale = (0, 0), 1.0
         self._motion = Motion()
         self._watch = NewcomerWatch()
 
@@ -93,7 +95,9 @@ class MediaPipeEngine(Engine):
         if self.stills or frame.shape[:2] != self._size:
             self.people, self._next_square, self._detected_at, self._size = [], 0, None, frame.shape[:2]
             self._squares = sweep(*self._size)
-            self._watch.reset()
+            self._scale = min(1.0, self.cfg.matte_side / max(self._size))
+            self._grid = (max(1, round(self._size[0] * self._scale)), max(1, round(self._size[1] * self._scale)))
+            self._watch.reset(self._squares, self._scale)
         self._frame += 1
         if self.stills:
             self._read_still(frame)
@@ -174,9 +178,7 @@ class MediaPipeEngine(Engine):
 
     def _instances(self, frame: np.ndarray) -> Instances:
         """Everyone's matte on the grid: a fresh read's mask, or the last matte carried by the motion."""
-        size, now = frame.shape[:2], self._frame
-        scale = min(1.0, self.cfg.matte_side / max(size))
-        grid = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+        grid, scale, now = self._grid, self._scale, self._frame
         self._motion.see(frame, grid, carrying=any(p.seen != now for p in self.people))
         mattes = np.zeros((len(self.people), *grid), np.float32)
         followed = np.zeros(grid, np.uint8)
@@ -191,7 +193,7 @@ class MediaPipeEngine(Engine):
                 matte[box_slices(person.box)] = person.matte
             followed[box_slices(person.box)] |= person.matte >= MASK_FLOOR
         if not self.stills:
-            self._watch.see(self._motion.changed(), followed, self._squares, scale)
+            self._watch.see(self._motion.changed(), followed)
         split_contested(mattes, [p.box for p in self.people],
                         [on_grid(p.pose.landmarks + p.shift(now), scale) for p in self.people],
                         [p.pose.visible for p in self.people], scale)

@@ -28,21 +28,20 @@ class NewcomerWatch:
     """One stream's squares that changed since the detector last read them; not thread-safe."""
 
     def __init__(self) -> None:
-        self.reset()
+        self.reset([], 1.0)
 
-    def reset(self) -> None:
-        """Forget every change (a new stream or frame size)."""
+    def reset(self, squares: list[Square], scale: float) -> None:
+        """Forget every change (a new stream or frame size): the detector's `squares` (frame pixels) of
+        frames whose mattes' grid is `scale` times their size."""
+        self._squares, self._scale = squares, scale
         self._changed: set[Square] = set()
         self._people: np.ndarray | None = None  # the last frame's followed people on the grid (uint8, 1 = someone)
-        self._squares: list[Square] = []
-        self._scale = 1.0
 
-    def see(self, change: np.ndarray | None, people: np.ndarray, squares: list[Square], scale: float) -> None:
-        """One frame on the mattes' grid (`scale` times the frame): `change` is where the picture changed
-        since the last frame (None on a first frame), `people` (uint8) where a followed person's matte is
-        on this frame; `squares` are the detector's, in frame pixels."""
+    def see(self, change: np.ndarray | None, people: np.ndarray) -> None:
+        """One frame on the mattes' grid: `change` is where the picture changed since the last frame (None
+        on a first frame), `people` (uint8) where a followed person's matte is on this frame."""
         around = people if self._people is None else cv2.max(people, self._people)
-        self._people, self._squares, self._scale = people, squares, scale
+        self._people = people
         if change is None:
             return
         away = change & (cv2.dilate(around, _NEAR_KERNEL) == 0)
@@ -55,7 +54,7 @@ class NewcomerWatch:
                 self.mark((y, y + h, x, x + w))
 
     def mark(self, box: Box) -> None:
-        """Every square that overlaps `box` ([y0, y1, x0, x1) on the last frame's grid) has changed: what
+        """Every square that overlaps `box` ([y0, y1, x0, x1) on the grid) has changed: what
         was there must be looked at again (a person the engine let go there may still be in the picture)."""
         y0, y1, x0, x1 = (v / self._scale for v in box)
         self._changed.update((x, y, side) for x, y, side in self._squares
