@@ -5,12 +5,12 @@ too (an arm across a shoulder, people sitting shoulder to shoulder). Where two m
 one half, the pixel belongs to the person whose visible skeleton is nearer; a seam of SEAM frame pixels
 cross-fades the two, so the cut is soft like the rest of the matte. Distances are computed only around
 the contested pixels, on a lattice of at least LATTICE pixels (the difference of two distances changes
-smoothly, so it is interpolated, and the seam applied after): most people's masks do not meet.
+smoothly, so it is interpolated, and the seam applied after): most people's masks do not meet. One
+compiled loop per two people: the NumPy steps it replaced cost 0.3 ms a pair in overheads alone.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from numba import njit
 
@@ -26,6 +26,8 @@ def split_contested(mattes: np.ndarray, boxes: list[tuple[int, int, int, int] | 
     """In place: for every two people whose boxes [y0, y1, x0, x1) meet, share what both mattes claim.
     Boxes and landmarks are in the mattes' pixels, `scale` times the frame's."""
     seam = max(1.0, SEAM * scale)
+    step = max(LATTICE, int(seam))
+    skeletons = [_bones(points, seen) for points, seen in zip(landmarks, visible)]
     for i in range(len(mattes)):
         for j in range(i + 1, len(mattes)):
             region = _meet(boxes[i], boxes[j])
@@ -35,49 +37,60 @@ def split_contested(mattes: np.ndarray, boxes: list[tuple[int, int, int, int] | 
             a, b = mattes[i, y0:y1, x0:x1], mattes[j, y0:y1, x0:x1]
             ys, xs = np.nonzero((a > 0.5) & (b > 0.5))
             if len(ys):
-                top, left = ys.min(), xs.min()
-                share_a = _share(top, ys.max() + 1, left, xs.max() + 1, (x0, y0), (landmarks[i], visible[i]),
-                                 (landmarks[j], visible[j]), seam)[ys - top, xs - left]
-                a[ys, xs] *= share_a
-                b[ys, xs] *= 1.0 - share_a
-
-
-def _share(y0: int, y1: int, x0: int, x1: int, offset: tuple[int, int], a, b, seam: float) -> np.ndarray:
-    """Person a's share of each pixel of a region (region pixels [y0, y1) x [x0, x1) of a frame region at
-    `offset`): how much nearer a's skeleton is than b's, from a lattice interpolated, across `seam` pixels."""
-    step = max(LATTICE, int(seam))
-    gy, gx = np.mgrid[y0:y1 + step:step, x0:x1 + step:step]
-    pixels = np.stack([gx.ravel() + offset[0], gy.ravel() + offset[1]], axis=1).astype(np.float32)
-    nearer_a = (bone_distance(pixels, *b) - bone_distance(pixels, *a)).astype(np.float32).reshape(gy.shape)
-    rows, cols = (np.arange(y1 - y0) / step).astype(np.float32), (np.arange(x1 - x0) / step).astype(np.float32)
-    difference = cv2.remap(nearer_a, *np.meshgrid(cols, rows), interpolation=cv2.INTER_LINEAR)
-    return np.clip(0.5 + difference / (2 * seam), 0.0, 1.0)
+                _share(a, b, ys, xs, np.float32(x0), np.float32(y0), *skeletons[i], *skeletons[j], np.float32(seam),
+                       step)
 
 
 def bone_distance(pixels: np.ndarray, points: np.ndarray, visible: np.ndarray) -> np.ndarray:
     """(P,) distance of each (x, y) pixel to the nearest visible bone of a skeleton (FAR if none shows)."""
-    bones = np.array([(p, q) for p, q in BONES if visible[p] >= MIN_VISIBLE and visible[q] >= MIN_VISIBLE])
-    if not len(bones):
-        return np.full(len(pixels), FAR, np.float32)
-    return _segment_distance(np.asarray(pixels, np.float32), points[bones[:, 0]].astype(np.float32),
-                             points[bones[:, 1]].astype(np.float32))
+    starts, ends = _bones(points, visible)
+    pixels = np.asarray(pixels, np.float32)
+    return np.array([_nearest(x, y, starts, ends) for x, y in pixels], np.float32)
+
+
+def _bones(points: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 2) float32 starts and ends of a skeleton's visible bones."""
+    bones = np.array([(p, q) for p, q in BONES if visible[p] >= MIN_VISIBLE and visible[q] >= MIN_VISIBLE],
+                     np.int64).reshape(-1, 2)
+    return points[bones[:, 0]].astype(np.float32), points[bones[:, 1]].astype(np.float32)
 
 
 @njit(cache=True, nogil=True)
-def _segment_distance(pixels, starts, ends):
-    """(P,) float32 distance of each (x, y) pixel to the nearest of the segments starts[k] -> ends[k]."""
-    out = np.empty(pixels.shape[0], np.float32)
-    for p in range(pixels.shape[0]):
-        nearest = np.float32(np.inf)
-        for k in range(starts.shape[0]):
-            ax, ay = ends[k, 0] - starts[k, 0], ends[k, 1] - starts[k, 1]
-            rx, ry = pixels[p, 0] - starts[k, 0], pixels[p, 1] - starts[k, 1]
-            t = min(max((rx * ax + ry * ay) / max(ax * ax + ay * ay, np.float32(1e-6)), np.float32(0)),
-                    np.float32(1))
-            dx, dy = rx - t * ax, ry - t * ay
-            nearest = min(nearest, dx * dx + dy * dy)
-        out[p] = np.sqrt(nearest)
-    return out
+def _nearest(x, y, starts, ends):
+    """Distance of pixel (x, y) to the nearest of the segments starts[k] -> ends[k]; FAR without any."""
+    if starts.shape[0] == 0:
+        return np.float32(FAR)
+    nearest = np.float32(np.inf)
+    for k in range(starts.shape[0]):
+        ax, ay = ends[k, 0] - starts[k, 0], ends[k, 1] - starts[k, 1]
+        rx, ry = x - starts[k, 0], y - starts[k, 1]
+        t = min(max((rx * ax + ry * ay) / max(ax * ax + ay * ay, np.float32(1e-6)), np.float32(0)), np.float32(1))
+        dx, dy = rx - t * ax, ry - t * ay
+        nearest = min(nearest, dx * dx + dy * dy)
+    return np.sqrt(nearest)
+
+
+@njit(cache=True, nogil=True)
+def _share(a, b, ys, xs, left, top, a_starts, a_ends, b_starts, b_ends, seam, step):
+    """Share the contested pixels (ys, xs) of two mattes' views (whose top-left lies at (left, top)) by how
+    much nearer a's skeleton is than b's, across `seam` pixels: the difference of the two distances is
+    computed on a lattice of `step` pixels over the pixels' bounding box and interpolated bilinearly."""
+    y0, x0 = ys.min(), xs.min()
+    rows, cols = (ys.max() - y0) // step + 2, (xs.max() - x0) // step + 2
+    nearer_a = np.empty((rows, cols), np.float32)
+    for r in range(rows):
+        for c in range(cols):
+            x, y = np.float32(left + x0 + c * step), np.float32(top + y0 + r * step)
+            nearer_a[r, c] = _nearest(x, y, b_starts, b_ends) - _nearest(x, y, a_starts, a_ends)
+    for k in range(ys.shape[0]):
+        fy, fx = np.float32(ys[k] - y0) / step, np.float32(xs[k] - x0) / step
+        r, c = int(fy), int(fx)
+        wy, wx = fy - r, fx - c
+        difference = ((1 - wy) * ((1 - wx) * nearer_a[r, c] + wx * nearer_a[r, c + 1])
+                      + wy * ((1 - wx) * nearer_a[r + 1, c] + wx * nearer_a[r + 1, c + 1]))
+        share = min(max(np.float32(0.5) + difference / (2 * seam), np.float32(0)), np.float32(1))
+        a[ys[k], xs[k]] *= share
+        b[ys[k], xs[k]] *= 1 - share
 
 
 def _meet(a, b) -> tuple[int, int, int, int] | None:
