@@ -179,7 +179,7 @@ class MediaPipeEngine(Engine):
     def _instances(self, frame: np.ndarray) -> Instances:
         """Everyone's matte on the grid: a fresh read's mask, or the last matte carried by the motion."""
         grid, scale, now = self._grid, self._scale, self._frame
-        self._motion.see(frame, grid, carrying=any(p.seen != now for p in self.people))
+        self._motion.see(frame, grid)
         mattes = np.zeros((len(self.people), *grid), np.float32)
         followed = np.zeros(grid, np.uint8)
         for matte, person in zip(mattes, self.people):
