@@ -3,6 +3,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -84,6 +85,19 @@ def test_file_source_decodes_every_frame(tmp_path):
     assert source.info.fps == pytest.approx(25)
     assert len(frames) == 30 and frames[0].pixels.shape == (120, 160, 3)
     assert frames[-1].pts == pytest.approx(29 / 25)
+
+
+def test_file_source_colours_are_ffmpegs(tmp_path):
+    """H.264 in 4:2:0 is converted by OpenCV, not FFmpeg's swscale: the same colours within 3 grey levels
+    but at a few sharp colour edges (chroma is upsampled otherwise); a channel swap or a wrong plane order
+    would be off by up to 255."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=3)
+    with open_source(FileSourceConfig(path=clip)) as source:
+        frames = [f.pixels for f in source]
+    with av.open(str(clip)) as container:
+        expected = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    difference = np.abs(np.stack(frames).astype(np.int16) - np.stack(expected))
+    assert difference.max() <= 10 and np.mean(difference > 3) < 0.001 and difference.mean() < 1
 
 
 def test_file_source_loops_with_increasing_timestamps(tmp_path):
