@@ -181,18 +181,10 @@ def _nearest_two(people, present, xs, y, feather, j1, j2, t):
     j1[:] = -1
     j2[:] = -1
     count = present.shape[0]
-    dyy, nearest, farthest = np.empty(count), np.empty(count), np.empty(count)
-    for k in range(count):
-        dy = max(people[present[k], Column.Y0] - y, y - people[present[k], Column.Y1], 0.0)
-        dyy[k] = dy * dy
+    dyy, nearest, farthest = _row_reach(people, present, y), np.empty(count), np.empty(count)
     for block in range(0, w, REGION_BLOCK):
         s, e = np.uint64(block), np.uint64(min(w, block + REGION_BLOCK))  # unsigned: see the span helpers
-        first, last = xs[s], xs[e - 1]
-        for k in range(count):
-            x0, x1 = float(people[present[k], Column.X0]), float(people[present[k], Column.X1])
-            near, far = max(x0 - last, first - x1, 0.0), max(x0 - first, last - x1, 0.0)
-            nearest[k], farthest[k] = np.sqrt(near * near + dyy[k]), np.sqrt(far * far + dyy[k])
-        beyond = _second_smallest(farthest)  # two people are at most this far everywhere in the block
+        beyond = _block_reach(people, present, dyy, xs[s], xs[e - 1], nearest, farthest)
         for k in range(count):
             if nearest[k] > beyond:
                 continue
@@ -209,6 +201,40 @@ def _nearest_two(people, present, xs, y, feather, j1, j2, t):
                 d1[x] = d if nearer else a
     for x in range(w):
         t[x] = min(1.0, max(0.0, 0.5 + (d2[x] - d1[x]) / (2.0 * feather)))
+
+
+@njit(cache=True)
+def _row_reach(people, present, y):
+    """Each present person's squared vertical distance to row y."""
+    dyy = np.empty(present.shape[0])
+    for k in range(present.shape[0]):
+        dy = max(people[present[k], Column.Y0] - y, y - people[present[k], Column.Y1], 0.0)
+        dyy[k] = dy * dy
+    return dyy
+
+
+@njit(cache=True)
+def _block_reach(people, present, dyy, first, last, nearest, farthest):
+    """Each present person's nearest and farthest distance on columns first..last of a row (into nearest and
+    farthest, given dyy of _row_reach); returns the distance within which two people are everywhere there:
+    a person whose nearest lies beyond it is never among the nearest two there."""
+    for k in range(present.shape[0]):
+        x0, x1 = float(people[present[k], Column.X0]), float(people[present[k], Column.X1])
+        near, far = max(x0 - last, first - x1, 0.0), max(x0 - first, last - x1, 0.0)
+        nearest[k], farthest[k] = np.sqrt(near * near + dyy[k]), np.sqrt(far * far + dyy[k])
+    return _second_smallest(farthest)
+
+
+@njit(cache=True)
+def _own_near(people, present, own_index, y, first, last):
+    """Whether a person with an own background can be among the nearest two on columns first..last of row y."""
+    count = present.shape[0]
+    nearest, farthest = np.empty(count), np.empty(count)
+    beyond = _block_reach(people, present, _row_reach(people, present, y), first, last, nearest, farthest)
+    for k in range(count):
+        if own_index[present[k]] >= 0 and nearest[k] <= beyond:
+            return True
+    return False
 
 
 @njit(cache=True)
@@ -271,32 +297,109 @@ def _blend(bg, own, y, k1, k2, t, s, e, g, o):
 
 
 @njit(cache=True)
-def _region_background(bg, people, own_index, own, y, feather, present):
-    """Replace the scene background of row y by the nearest people's own backgrounds (in place).
+def _region_keys(people, present, y, feather, s, e, key, t):
+    """Row y's region on columns [s, e) (into key and t, row-wide arrays): key = -1 - nearest where t = 1,
+    else nearest * count + second."""
+    j1, j2 = np.empty(e - s, np.int64), np.empty(e - s, np.int64)
+    _nearest_two(people, present, np.arange(s, e).astype(np.float64), y, feather, j1, j2, t[s:e])
+    count = people.shape[0]
+    for x in range(s, e):
+        key[x] = -1 - j1[x - s] if t[x] == 1.0 else j1[x - s] * count + j2[x - s]
 
-    The per-pixel rule of the module docstring, span by span of columns that share the nearest two
-    people. Where t = 1, t * g + (1 - t) * o is g (up to the sign of a zero), so the nearest person's
-    own background is copied, or the scene background left as it is; elsewhere the blend is computed as
-    written, even of the scene background with itself (which is not always itself in the last bit)."""
+
+@njit(cache=True)
+def _region_spans(bg, own_index, own, y, key, t, count, s, e):
+    """Replace the scene background of row y by the nearest people's own backgrounds on columns [s, e) of
+    bg (in place), span by span of columns that share the nearest two people (_region_keys). Where t = 1,
+    t * g + (1 - t) * o is g (up to the sign of a zero), so the nearest person's own background is copied,
+    or the scene background left as it is; elsewhere the blend is computed as written, even of the scene
+    background with itself (which is not always itself in the last bit)."""
+    g, o = np.empty((4, bg.shape[1])), np.empty((4, bg.shape[1]))
+    x, e = np.uint64(s), np.uint64(e)
+    while x < e:
+        end = _span_end(key[:e], x)
+        k = key[x]
+        if k >= 0:
+            _blend(bg, own, y, own_index[k // count], own_index[k % count], t, x, end, g, o)
+        elif own_index[-1 - k] >= 0:
+            _own_of(own, own_index[-1 - k], y, x, end, bg)
+        x = end
+
+
+@njit(cache=True)
+def _region_background(bg, people, own_index, own, y, feather, present):
+    """The region step of a whole row of bg, a (4, W) scene background (in place): the per-pixel rule of
+    the module docstring."""
     if present.shape[0] == 0:
         return
     w = bg.shape[1]
-    j1, j2, t = np.empty(w, np.int64), np.empty(w, np.int64), np.empty(w)
-    _nearest_two(people, present, np.arange(w).astype(np.float64), y, feather, j1, j2, t)
+    key, t = np.empty(w, np.int64), np.empty(w)
+    _region_keys(people, present, y, feather, 0, w, key, t)
+    _region_spans(bg, own_index, own, y, key, t, people.shape[0], 0, w)
+
+
+@njit(cache=True)
+def _regions_only(base, base_mode, base_color, others, target, people, present, own_index, own, y, feather, key, t,
+                  s, e):
+    """target[s:e] where nobody is, opaque, with own backgrounds: what the full rule gives with no weight
+    taken (0 + others * region background, rounded), block by block of REGION_BLOCK columns, span by span
+    (key and t are row-wide scratch), without the full rule's rows of floats. Where the region shows the
+    scene or one own image, _scene_only of those bytes; also where it blends the scene with itself, when
+    that scene is bytes and nobody is dimmed: t * b + (1 - t) * b lies within a few ulps of the byte b,
+    which rounds half up to b. So a block where no person with an own background can be among the nearest
+    two is the scene, found without ranking its pixels."""
     count = people.shape[0]
-    key = np.empty(w, np.int64)  # -1 - nearest where t = 1, else nearest * count + second
-    for x in range(w):
-        key[x] = -1 - j1[x] if t[x] == 1.0 else j1[x] * count + j2[x]
-    g, o = np.empty((4, w)), np.empty((4, w))
-    s = np.uint64(0)
-    while s < w:
-        e = _span_end(key, s)
-        k = key[s]
-        if k >= 0:
-            _blend(bg, own, y, own_index[k // count], own_index[k % count], t, s, e, g, o)
-        elif own_index[-1 - k] >= 0:
-            _own_of(own, own_index[-1 - k], y, s, e, bg)
-        s = e
+    bytes_kept = others == 1.0 and base_mode != Background.COLOR
+    for block in range(s, e, REGION_BLOCK):
+        block_end = min(e, block + REGION_BLOCK)
+        if bytes_kept and not _own_near(people, present, own_index, y, block, block_end - 1):
+            _scene_only(base, base_mode, base_color, others, target, block, block_end)
+            continue
+        _region_keys(people, present, y, feather, block, block_end, key, t)
+        x, end_of_block = np.uint64(block), np.uint64(block_end)
+        while x < end_of_block:
+            end = _span_end(key[:end_of_block], x)
+            k = key[x]
+            if k < 0 and own_index[-1 - k] >= 0:  # one person's own image: bytes, like the frame's
+                _scene_only(own[own_index[-1 - k], y], Background.ORIGINAL, base_color, others, target, x, end)
+            elif k < 0 or (bytes_kept and own_index[k // count] < 0 and own_index[k % count] < 0):
+                _scene_only(base, base_mode, base_color, others, target, x, end)
+            else:
+                _blend_only(base, base_mode, base_color, others, target, own, y, own_index[k // count],
+                            own_index[k % count], t, x, end)
+            x = end
+
+
+@njit(cache=True)
+def _blend_only(base, base_mode, base_color, others, target, own, y, k1, k2, t, s, e):
+    """target[s:e] = 0 + others * (t * g + (1 - t) * o), rounded, where nobody is: g, o the own images k1, k2
+    (-1: the scene background); the arithmetic of _blend and the full rule, in one pass."""
+    for x in range(s, e):
+        a = t[x]
+        for c in range(3):
+            b = base_color[c] if base_mode == Background.COLOR else float(base[x, c])
+            g = float(own[k1, y, x, c]) if k1 >= 0 else b
+            o = float(own[k2, y, x, c]) if k2 >= 0 else b
+            target[x, c] = _round_byte(0.0 + others * (a * g + (1.0 - a) * o))
+
+
+@njit(cache=True)
+def _scene_row(base, base_mode, base_color, bg, s, e):
+    """bg[:, s:e] = the scene background (B, G, R, alpha) of a row whose picture is `base`."""
+    if base_mode == Background.ORIGINAL or base_mode == Background.IMAGE:
+        for x in range(s, e):
+            bg[0, x] = base[x, 0]
+            bg[1, x] = base[x, 1]
+            bg[2, x] = base[x, 2]
+            bg[3, x] = 1.0
+    elif base_mode == Background.COLOR:
+        for x in range(s, e):
+            bg[0, x] = base_color[0]
+            bg[1, x] = base_color[1]
+            bg[2, x] = base_color[2]
+            bg[3, x] = 1.0
+    else:
+        bg[:, s:e] = 0.0
 
 
 class _SceneScalars(NamedTuple):
@@ -342,14 +445,14 @@ def _spans(alphas, windows, y, lo, hi):
 def _composite_cpu(frame, alphas, people, image, own, privacy, out, scalars, windows):
     """Row by row, person by person (over the span where the person's alpha is non-zero, which is exact:
     a zero alpha adds nothing), so the inner loops over x carry no per-pixel branching on the effect.
-    Where nobody is and the background is the same for everyone (no own backgrounds, opaque output),
-    a pixel is the scene background times the dim of the others, written directly: the same value the
-    full rule gives there, at a fraction of the cost (most of a frame is background)."""
+    Where nobody is and the output is opaque, a pixel is its region's background (the scene's, or own
+    backgrounds) times the dim of the others, written directly: the same value the full rule gives there,
+    at a fraction of the cost (most of a frame is background)."""
     base_mode, base_color, block, feather = scalars.base_mode, scalars.color, scalars.block, scalars.feather
     count, h, w = alphas.shape
     channels = out.shape[2]
     others = scalars.dim if scalars.spotlight else 1.0
-    plain = channels == 3 and not scalars.regions
+    opaque = channels == 3
     effects = np.empty(count, np.int64)
     own_index = np.empty(count, np.int64)
     for i in range(count):
@@ -359,35 +462,29 @@ def _composite_cpu(frame, alphas, people, image, own, privacy, out, scalars, win
     for x in range(w):
         pixel_x[x] = min(w - 1, (x // block) * block + block // 2)
     present = np.array([i for i in range(count) if not people[i, Column.X1] < people[i, Column.X0]], np.int64)
+    regions = scalars.regions and present.shape[0] > 0
     for y in prange(h):
         source = frame[y]
         target = out[y]
         base = image[y] if base_mode == Background.IMAGE else source
         span_lo, span_hi = np.empty(count, np.int64), np.empty(count, np.int64)
         first, last = _spans(alphas, windows, y, span_lo, span_hi)
-        s0, s1 = (min(first, last), last) if plain else (0, w)  # the full rule on [s0, s1) only
-        if plain:
-            _scene_only(base, base_mode, base_color, others, target, 0, s0)
-            _scene_only(base, base_mode, base_color, others, target, s1, w)
+        key, t = np.empty(w if regions else 0, np.int64), np.empty(w if regions else 0)
+        s0, s1 = (min(first, last), last) if opaque else (0, w)  # the full rule on [s0, s1) only
+        if opaque:
+            for s, e in ((0, s0), (s1, w)):
+                if regions:
+                    _regions_only(base, base_mode, base_color, others, target, people, present, own_index, own, y,
+                                  feather, key, t, s, e)
+                else:
+                    _scene_only(base, base_mode, base_color, others, target, s, e)
             if s0 == s1:
                 continue
         bg = np.empty((4, w))
-        if base_mode == Background.ORIGINAL or base_mode == Background.IMAGE:
-            for x in range(s0, s1):
-                bg[0, x] = base[x, 0]
-                bg[1, x] = base[x, 1]
-                bg[2, x] = base[x, 2]
-                bg[3, x] = 1.0
-        elif base_mode == Background.COLOR:
-            for x in range(s0, s1):
-                bg[0, x] = base_color[0]
-                bg[1, x] = base_color[1]
-                bg[2, x] = base_color[2]
-                bg[3, x] = 1.0
-        else:
-            bg[:, s0:s1] = 0.0
-        if scalars.regions:
-            _region_background(bg, people, own_index, own, y, feather, present)
+        _scene_row(base, base_mode, base_color, bg, s0, s1)
+        if regions:
+            _region_keys(people, present, y, feather, s0, s1, key, t)
+            _region_spans(bg, own_index, own, y, key, t, count, s0, s1)
         remaining = np.empty(w)
         remaining[s0:s1] = 1.0
         acc = np.empty((4, w))

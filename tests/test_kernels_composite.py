@@ -500,3 +500,32 @@ def test_region_step_with_a_feather_a_hair_above_a_distance_difference(whole):
     x = (11 - whole) // 2  # d1 = x, d2 = 11 - x
     assert 40.0 < expected[0, 0, x] < 40.0 + 1e-9
     np.testing.assert_array_equal(region_kernel(base, people, own, region_feather), expected)
+
+
+@pytest.mark.parametrize("background", [Background.ORIGINAL, Background.IMAGE, Background.COLOR])
+@pytest.mark.parametrize("spotlit", [False, True])
+def test_where_nobody_is_own_backgrounds_are_what_the_full_rule_gives(background, spotlit):
+    """Where nobody is, the CPU twin writes each region's background directly (skipping blocks where no
+    own background can show, copying bytes, blending the rest in one pass); a person of alpha 1e-30
+    everywhere sends every pixel through the full rule, adding nothing: the frames must be equal."""
+    rng = np.random.default_rng(int(background) * 2 + spotlit)
+    h, w = 40, 5 * REGION_BLOCK + 7
+    alphas = np.zeros((8, h, w), np.float32)
+    corners = np.stack([rng.integers(0, h - 8, 8), rng.integers(0, w - 12, 8)], axis=1)
+    for alpha, (y, x) in zip(alphas, corners):
+        alpha[y:y + 8, x:x + 12] = rng.choice([0.4, 1.0], (8, 12))
+    boxes = np.concatenate([corners[:, ::-1], corners[:, ::-1] + [11, 7]], axis=1).astype(np.float32)
+    effects = np.full(8, Effect.SPOTLIGHT if spotlit else Effect.KEEP, np.int32)
+    effects[1:] = Effect.KEEP
+    layers = PersonLayers(effects, np.zeros((8, 3), np.float32), np.zeros(8, np.float32),
+                          np.array([-1, 0, -1, -1, 1, -1, -1, -1], np.int32))
+    frame, image = (rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(2))
+    own = rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+    scene = Scene(background=background, color=(10.0, 99.0, 3.0), region_feather=9.0, spotlight_dim=0.5)
+    direct = composite(frame, alphas, layers, scene, image=image, own_images=own, boxes=boxes)
+    everywhere = np.concatenate([np.full((1, h, w), 1e-30, np.float32), alphas])
+    full = composite(frame, everywhere, PersonLayers(np.concatenate([[Effect.KEEP], effects]).astype(np.int32),
+                                                     np.zeros((9, 3), np.float32), np.zeros(9, np.float32),
+                                                     np.concatenate([[-1], layers.background]).astype(np.int32)),
+                     scene, image=image, own_images=own, boxes=np.concatenate([[[1, 1, 0, 0]], boxes]))
+    np.testing.assert_array_equal(direct, full)
