@@ -389,7 +389,7 @@ def _best_shift(now, before, max_shift: int):
 
 
 def track_motion(alpha, matte, last_shifts, frame, prev_frame, params: FusionParams,
-                 extents: np.ndarray | None = None) -> Motion:
+                 extents: np.ndarray | None = None, found: np.ndarray | None = None) -> Motion:
     """Each track's motion for this frame's fuse_causal; call it before frame_changes, which overwrites
     prev_frame.
 
@@ -397,7 +397,8 @@ def track_motion(alpha, matte, last_shifts, frame, prev_frame, params: FusionPar
     last_shifts: (N, 2) int32, each track's previous shift (0 for new tracks), kept by a track that
     gives no evidence this frame (an empty prediction or no previous matte): a person the network
     misses for a frame goes on moving. frame, prev_frame: this and the previous (H, W, 3) uint8 frame.
-    extents: as in fuse_causal (pass the same). On the GPU nothing is read back to the host.
+    extents: as in fuse_causal (pass the same); found: (N, 4) extents bounding alpha's non-zero values
+    where the caller knows them (searched for otherwise). On the GPU nothing is read back to the host.
     """
     kind, a, gpu = leading(alpha, "alpha", np.float32, (None, None, None))
     tracks, h, w = a.shape
@@ -406,7 +407,7 @@ def track_motion(alpha, matte, last_shifts, frame, prev_frame, params: FusionPar
     src = checked(native(frame), "frame", np.uint8, (h, w, 3), gpu)
     prev = checked(native(prev_frame), "prev_frame", np.uint8, (h, w, 3), gpu)
     xp = xp_of(a)
-    predicted = None if gpu else nonzero_extents(a)
+    predicted = None if gpu else (nonzero_extents(a) if found is None else np.asarray(found, np.int64))
     held = None if gpu else (whole(tracks, h, w) if extents is None else extents)
     rows, cols = _profiles(a, predicted)
     rows_before, cols_before = _profiles(m, held)

@@ -110,7 +110,8 @@ class FrameProcessor:
         if self._photos:
             people = numbered_left_to_right(last.mattes, last.probs, self.cfg.tracking.enter_threshold)
             return Tracked(frame, people, pixels)
-        people = self._timed("stabilize", lambda: self.stabilizer.update(pixels, last.mattes, last.probs))
+        people = self._timed("stabilize", lambda: self.stabilizer.update(pixels, last.mattes, last.probs,
+                                                                                 last.extents))
         shown, self._waiting = (((frame, pixels), None) if self.stabilizer.delay == 0
                                 else (self._waiting, (frame, pixels)))
         return None if people is None else Tracked(shown[0], _owned(people) if owned else people, shown[1])

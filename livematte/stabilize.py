@@ -53,9 +53,10 @@ class Stabilizer:
         """Frames between a frame going in and its people coming out (1 in exact fusion mode)."""
         return self.fuser.delay
 
-    def update(self, frame, mattes, probs) -> People | None:
+    def update(self, frame, mattes, probs, extents: np.ndarray | None = None) -> People | None:
         """Track and fuse one frame's instances; None only on the first frame of exact mode. Mattes smaller
-        than the frame (NumPy) are tracked and fused at their size, against the frame brought to it."""
+        than the frame (NumPy) are tracked and fused at their size, against the frame brought to it.
+        extents: Instances.extents, where the engine gave them."""
         frame = at_size(frame, mattes.shape[1:])
         ids = self.tracker.update(mattes, probs, frame)
         keep = [i for i, track in enumerate(ids) if track != UNTRACKED]
@@ -68,7 +69,9 @@ class Stabilizer:
         else:
             stacked = xp.zeros((len(keep) + len(held), *alphas.shape[1:]), np.float32)
             stacked[:len(keep)] = alphas[keep]
-        fused = self.fuser.update(frame, restore(stacked, kind), [ids[i] for i in keep] + held)
+        if extents is not None:  # the held have empty mattes
+            extents = np.concatenate([extents[keep], np.zeros((len(held), 4), np.int64)])
+        fused = self.fuser.update(frame, restore(stacked, kind), [ids[i] for i in keep] + held, extents)
         if fused is None:
             return None
         return People(fused, list(self.fuser.ids), self.fuser.extents)

@@ -60,10 +60,12 @@ class TemporalFuser:
         self._extents = np.zeros((0, 4), np.int64)  # where each track's state is non-zero (CPU twins skip the rest)
         self._pending: _Pending | None = None
 
-    def update(self, frame, mattes, track_ids: Sequence[int]):
+    def update(self, frame, mattes, track_ids: Sequence[int], extents: np.ndarray | None = None):
         """Fused mattes for one frame; same kind (NumPy / CuPy / torch) and order as given.
 
-        frame: (H, W, 3) uint8 BGR; mattes: (N, H, W) float32 in [0, 1]; track_ids: N distinct ids.
+        frame: (H, W, 3) uint8 BGR; mattes: (N, H, W) float32 in [0, 1]; track_ids: N distinct ids;
+        extents: (N, 4) int64 [y0, y1, x0, x1) bounding each matte's non-zero values, where the caller
+        knows them (the CPU twins then need not find them).
         The result is the fuser's own state array: read it before the next update().
         In exact mode the result belongs to the previous call's frame (ids in self.ids), or is None.
         """
@@ -79,7 +81,7 @@ class TemporalFuser:
         frame, alpha = native(frame), native(mattes)
         reset = self._start(frame)
         if self.mode == "causal":
-            return restore(self._causal(frame, alpha, ids, reset), kind)
+            return restore(self._causal(frame, alpha, ids, reset, extents), kind)
         cells, count = frame_changes(frame, self._prev_frame, self.params)
         pending, self._pending = self._pending, _Pending(alpha.copy(), ids, cells, count, reset)
         if pending is None:
@@ -104,14 +106,14 @@ class TemporalFuser:
         self._prev_frame = xp_of(frame).zeros((height, width, 3), np.uint8)
         return True
 
-    def _causal(self, frame, alpha, ids: list[int], reset: bool):
+    def _causal(self, frame, alpha, ids: list[int], reset: bool, found: np.ndarray | None):
         """The fused mattes of this frame (the state array itself); the motion is measured first, since
         its change test needs the previous frame that frame_changes overwrites."""
         matte, age, pend, new = self._aligned(ids, alpha)
         extents = self._host_extents()
         motion = None
         if self.params.motion:
-            motion = track_motion(alpha, matte, self._shifts, frame, self._prev_frame, self.params, extents)
+            motion = track_motion(alpha, matte, self._shifts, frame, self._prev_frame, self.params, extents, found)
         cells, count = frame_changes(frame, self._prev_frame, self.params)
         fused = fuse_causal(alpha, matte, age, pend, new, cells, count, self.params, reset, extents, motion)
         if motion is not None:  # a shift across a scene cut is no motion

@@ -155,6 +155,24 @@ def test_the_fusion_steadies_the_dancers_mattes_without_trailing_ghosts(models, 
     assert beyond <= 0.012 * total, "matte more than 4 px beyond the engine's: a trailing ghost"
 
 
+def test_the_engines_extents_bound_its_mattes_and_spare_the_fusion_a_search(models, shared_media):
+    """Each person's extents hold all of their matte, and the fusion given them fuses what it fuses when it
+    has to find them itself."""
+    cfg = engine_config()
+    engine = MediaPipeEngine(cfg.engine.mediapipe)
+    given, searched = (Stabilizer(Tracker.from_config(cfg.tracking),
+                                  TemporalFuser("causal", fusion_params(cfg.temporal))) for _ in range(2))
+    for pixels in dancers(shared_media)[:24]:
+        (found,) = engine.infer([pixels])
+        for matte, (y0, y1, x0, x1) in zip(found.mattes, found.extents):
+            inside = np.zeros(matte.shape, bool)
+            inside[y0:y1, x0:x1] = True
+            assert matte[~inside].max(initial=0.0) == 0.0 and matte[inside].max() > 0.5
+        with_extents = given.update(pixels, found.mattes, found.probs, found.extents)
+        without = searched.update(pixels, found.mattes, found.probs)
+        assert with_extents.ids == without.ids and np.array_equal(with_extents.mattes, without.mattes)
+
+
 def test_dancers_not_read_on_a_frame_keep_their_limbs(models, shared_media):
     """With one landmark read a frame each dancer is read every third frame; in between their matte is
     carried by the picture's motion. It stays near what a fresh read gives: mean difference where either

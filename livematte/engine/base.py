@@ -22,11 +22,14 @@ class Instances:
     Arrays live on the engine's device: NumPy on CPU, torch/CuPy on CUDA. `mattes` are float32 in
     [0, 1], one per person (N may be 0), at frame size or (NumPy only) smaller with the frame's aspect,
     where the engine's masks carry no finer detail: tracking and fusion then work at that size and
-    the compositor brings them to the frame's; `probs` is p(human) of each.
+    the compositor brings them to the frame's; `probs` is p(human) of each. `extents`, where the engine
+    knows them (NumPy mattes), bound each matte's non-zero values: the fusion then need not search the
+    mattes for them.
     """
 
     mattes: Any  # (N, h, w) float32
     probs: Any  # (N,) float32
+    extents: np.ndarray | None = None  # (N, 4) int64 [y0, y1, x0, x1)
 
     def __len__(self) -> int:
         return int(self.probs.shape[0])

@@ -197,4 +197,5 @@ class MediaPipeEngine(Engine):
         split_contested(mattes, [p.box for p in self.people],
                         [on_grid(p.pose.landmarks + p.shift(now), scale) for p in self.people],
                         [p.pose.visible for p in self.people], scale)
-        return Instances(mattes, np.array([p.pose.presence for p in self.people], np.float32))
+        extents = np.array([p.box or (0, 0, 0, 0) for p in self.people], np.int64).reshape(-1, 4)
+        return Instances(mattes, np.array([p.pose.presence for p in self.people], np.float32), extents)
