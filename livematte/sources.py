@@ -222,9 +222,12 @@ class WebcamSource(Source):
             self._capture.release()
 
 
-def _open_video(url: str, what: str, **kwargs) -> av.container.InputContainer:
+def _open_video(url: str, what: str, *, paced: bool) -> av.container.InputContainer:
+    """The container, decoding with frame threads for throughput, or when `paced` (frames used as they
+    come, like a camera's) with slice threads: frame threads add frames of latency and, at 1080p, 0.6 ms
+    of CPU a frame here."""
     try:
-        container = av.open(url, **kwargs)
+        container = av.open(url)
     except av.error.FileNotFoundError:
         raise SourceError(f"{what} not found: {url}; check the path") from None
     except av.error.IsADirectoryError:
@@ -235,7 +238,7 @@ def _open_video(url: str, what: str, **kwargs) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise SourceError(f"{what} {url} has no video stream")
-    container.streams.video[0].thread_type = "AUTO"  # offline: frame threads for throughput
+    container.streams.video[0].thread_type = "SLICE" if paced else "AUTO"
     return container
 
 
@@ -256,7 +259,7 @@ def _bgr(frame: av.VideoFrame) -> np.ndarray:
 class FileSource(Source):
     def __init__(self, cfg: FileSourceConfig):
         self.cfg = cfg
-        self._container = _open_video(str(cfg.path), "video file")
+        self._container = _open_video(str(cfg.path), "video file", paced=cfg.realtime)
         stream = self._container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 30)
         super().__init__(SourceInfo(f"file {cfg.path.name}", fps, cfg.realtime), lossless=not cfg.realtime)
