@@ -327,18 +327,6 @@ def _region_spans(bg, own_index, own, y, key, t, count, s, e):
 
 
 @njit(cache=True)
-def _region_background(bg, people, own_index, own, y, feather, present):
-    """The region step of a whole row of bg, a (4, W) scene background (in place): the per-pixel rule of
-    the module docstring."""
-    if present.shape[0] == 0:
-        return
-    w = bg.shape[1]
-    key, t = np.empty(w, np.int64), np.empty(w)
-    _region_keys(people, present, y, feather, 0, w, key, t)
-    _region_spans(bg, own_index, own, y, key, t, people.shape[0], 0, w)
-
-
-@njit(cache=True)
 def _regions_only(base, base_mode, base_color, others, target, people, present, own_index, own, y, feather, key, t,
                   s, e):
     """target[s:e] where nobody is, opaque, with own backgrounds: what the full rule gives with no weight

@@ -20,7 +20,7 @@ from kernels import (
     person_boxes,
 )
 from kernels._extent import grown, nonzero_extents
-from kernels.composite import BOX_COLUMNS, REGION_BLOCK, Column, _region_background
+from kernels.composite import BOX_COLUMNS, REGION_BLOCK, Column, _region_keys, _region_spans
 
 
 def reference(frame, alphas, layers, scene, image=None, own=None, boxes=None):
@@ -373,8 +373,10 @@ def region_kernel(base, people, own, region_feather):
     h, _, w = bg.shape
     present = np.array([i for i in range(len(people)) if not people[i, Column.X1] < people[i, Column.X0]], np.int64)
     own_index = people[:, Column.BACKGROUND].astype(np.int64)
-    for y in range(h):
-        _region_background(bg[y], people, own_index, own, y, region_feather, present)
+    key, t = np.empty(w, np.int64), np.empty(w)
+    for y in range(h if len(present) else 0):
+        _region_keys(people, present, y, region_feather, 0, w, key, t)
+        _region_spans(bg[y], own_index, own, y, key, t, len(people), 0, w)
     return bg
 
 
