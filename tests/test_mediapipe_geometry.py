@@ -10,7 +10,7 @@ from livematte.mediapipe.detector import Detection, anchors, merge, sweep, tiles
 from livematte.mediapipe.landmarks import BODY
 from livematte.mediapipe.motion import Motion, box_slices
 from livematte.mediapipe.roi import Roi
-from livematte.mediapipe.split import SEAM, bone_distance, split_contested
+from livematte.mediapipe.split import FAR, SEAM, _bones, _nearest, split_contested
 
 
 def test_a_square_reads_the_body_upright_and_pastes_back_where_it_came_from():
@@ -84,8 +84,9 @@ def test_pixels_two_mattes_claim_go_to_the_nearer_skeleton_with_a_soft_seam():
 def test_bone_distance_is_the_distance_to_the_nearest_visible_segment():
     points, visible = skeleton(50)
     pixels = np.array([[50, 100], [60, 100], [50, 0], [80, 200]], np.float32)
-    assert np.allclose(bone_distance(pixels, points, visible), [0, 10, 20, np.hypot(30, 20)], atol=1e-4)
-    assert bone_distance(pixels, points, np.zeros(BODY)).min() > 1e6  # nothing visible: far from everything
+    distances = [_nearest(x, y, *_bones(points, visible)) for x, y in pixels]
+    assert np.allclose(distances, [0, 10, 20, np.hypot(30, 20)], atol=1e-4)
+    assert all(_nearest(x, y, *_bones(points, np.zeros(BODY))) == FAR for x, y in pixels)  # nothing visible
 
 
 def textured(height: int, width: int, seed: int) -> np.ndarray:

@@ -41,13 +41,6 @@ def split_contested(mattes: np.ndarray, boxes: list[tuple[int, int, int, int] | 
                        step)
 
 
-def bone_distance(pixels: np.ndarray, points: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """(P,) distance of each (x, y) pixel to the nearest visible bone of a skeleton (FAR if none shows)."""
-    starts, ends = _bones(points, visible)
-    pixels = np.asarray(pixels, np.float32)
-    return np.array([_nearest(x, y, starts, ends) for x, y in pixels], np.float32)
-
-
 def _bones(points: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(K, 2) float32 starts and ends of a skeleton's visible bones."""
     bones = np.array([(p, q) for p, q in BONES if visible[p] >= MIN_VISIBLE and visible[q] >= MIN_VISIBLE],
