@@ -226,12 +226,11 @@ def _block_reach(people, present, dyy, first, last, nearest, farthest):
 
 
 @njit(cache=True)
-def _own_near(people, present, own_index, y, first, last):
-    """Whether a person with an own background can be among the nearest two on columns first..last of row y."""
-    count = present.shape[0]
-    nearest, farthest = np.empty(count), np.empty(count)
-    beyond = _block_reach(people, present, _row_reach(people, present, y), first, last, nearest, farthest)
-    for k in range(count):
+def _own_near(people, present, own_index, dyy, first, last, nearest, farthest):
+    """Whether a person with an own background can be among the nearest two on columns first..last of a row
+    (dyy of _row_reach; nearest and farthest are scratch for _block_reach)."""
+    beyond = _block_reach(people, present, dyy, first, last, nearest, farthest)
+    for k in range(present.shape[0]):
         if own_index[present[k]] >= 0 and nearest[k] <= beyond:
             return True
     return False
@@ -338,9 +337,10 @@ def _regions_only(base, base_mode, base_color, others, target, people, present, 
     two is the scene, found without ranking its pixels."""
     count = people.shape[0]
     bytes_kept = others == 1.0 and base_mode != Background.COLOR
+    dyy, nearest, farthest = _row_reach(people, present, y), np.empty(present.shape[0]), np.empty(present.shape[0])
     for block in range(s, e, REGION_BLOCK):
         block_end = min(e, block + REGION_BLOCK)
-        if bytes_kept and not _own_near(people, present, own_index, y, block, block_end - 1):
+        if bytes_kept and not _own_near(people, present, own_index, dyy, block, block_end - 1, nearest, farthest):
             _scene_only(base, base_mode, base_color, others, target, block, block_end)
             continue
         _region_keys(people, present, y, feather, block, block_end, key, t)
