@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import sysconfig
 import threading
 import time
 from collections import deque
@@ -41,6 +43,9 @@ from livematte.sinks import FileSink, PngSink, Sink, open_sink
 from livematte.sources import Source, SourceInfo, open_source
 
 log = logging.getLogger(__name__)
+
+STDLIB = sysconfig.get_paths()["stdlib"]
+WORKER_STOP_S = 10  # how long a shutdown waits for each worker's current frame
 STAGES = (*PROCESS_STAGES, "sinks")
 A, B = TypeVar("A"), TypeVar("B")
 WAITING_AFTER_S = 1.0  # a live source that has sent nothing this long after the start is shown as awaited
@@ -221,7 +226,10 @@ class LivePipeline:
         for mailbox in mailboxes:
             mailbox.discard()
         for worker in workers:
-            worker.join(timeout=10)
+            worker.join(timeout=WORKER_STOP_S)
+            if worker.is_alive():
+                log.warning("the %s worker did not stop within %g s (busy in %s); closing the outputs without it",
+                            worker.name, WORKER_STOP_S, _where(worker))
 
     def _expected_frames(self) -> int | None:
         total = self.cfg.run.max_frames
@@ -234,6 +242,17 @@ class LivePipeline:
     def _progress(source: Source, show: bool) -> Progress:
         return Progress(TextColumn(f"[bold]{source.info.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("{task.fields[fps]:.1f} fps"), disable=not show, transient=True)
+
+
+def _where(thread: threading.Thread) -> str:
+    """The innermost place outside Python's standard library that a thread is running (its own frame when
+    waiting on a lock says nothing), for a shutdown that has to leave it behind."""
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None and frame.f_code.co_filename.startswith(STDLIB) and frame.f_back is not None:
+        frame = frame.f_back
+    if frame is None:
+        return "an unknown place"
+    return f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}"
 
 
 def share_cores() -> None:

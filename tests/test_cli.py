@@ -79,7 +79,7 @@ def test_a_second_stop_signal_exits_fast_and_the_recording_still_plays(tmp_path,
     run.send_signal(signal.SIGTERM)
     start = time.monotonic()
     _, stderr = run.communicate(timeout=60)
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 10, stderr  # a slow stop names the worker it waited for
     # 130: stopped during the shutdown; 0: the shutdown had finished; -SIGTERM: the second signal came as
     # the interpreter was exiting, after every output was closed
     assert run.returncode in (0, 130, -signal.SIGTERM) and "Traceback" not in stderr, stderr

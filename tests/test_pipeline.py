@@ -1,4 +1,5 @@
 import os
+import threading
 from pathlib import Path
 
 import av
@@ -189,3 +190,29 @@ def test_each_worker_runs_its_kernels_on_its_share_of_the_cores(tmp_path, monkey
     pipeline.run(show_progress=False)
     assert seen == {"infer": {1}, "stabilize": {1}, "render": {1}}
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # the caller's own count is left alone
+
+
+def test_a_shutdown_names_the_worker_it_had_to_leave_behind(tmp_path, monkeypatch, caplog):
+    """A stage stuck on a frame must not hold the outputs open: the shutdown waits its bounded time, says which
+    worker and where it was busy (the one clue to a slow stop), and closes the outputs without it."""
+    import pipelines.live
+
+    monkeypatch.setattr(pipelines.live, "WORKER_STOP_S", 0.2)
+    pipeline = LivePipeline(config(tmp_path, "source.frames=null"))
+    busy, release = threading.Event(), threading.Event()
+    render = pipeline.processor.render
+
+    def stuck_render(tracked):
+        busy.set()
+        release.wait(30)
+        return render(tracked)
+
+    monkeypatch.setattr(pipeline.processor, "render", stuck_render)
+    threading.Thread(target=lambda: busy.wait(30) and pipeline.stop(), daemon=True).start()
+    try:
+        pipeline.run(show_progress=False)
+    finally:
+        release.set()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("render worker did not stop within 0.2 s (busy in test_pipeline.py:" in w and "stuck_render" in w
+               for w in warnings), warnings
