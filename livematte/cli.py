@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -128,6 +129,7 @@ def _warmup(args: argparse.Namespace) -> int:
 
     logging.getLogger().setLevel("WARNING")  # the tiny jobs' engine choice is no news to a user setting up
     with console.status("compiling the CPU kernels (once; numba caches them next to their sources)"):
+        importlib.import_module("livematte.mediapipe.split")  # the learned engine's loop compiles as it loads
         for extra in WARMUP_JOBS:
             cfg = load_config(overrides=["source.width=64", "source.height=48", "source.frames=3",
                                          "sinks.0.kind=null", *extra])

@@ -42,7 +42,7 @@ if [[ ! -f "$stamp" ]] || ! grep -qxF "$want" "$stamp"; then
 fi
 .venv/bin/livematte models fetch >/dev/null
 # numba compiles the CPU kernels on first use (~25 s); once here, so that the first run starts at once
-kernels="kernels $(cat kernels/*.py | sha256sum | cut -c1-16)"
+kernels="kernels $(cat kernels/*.py livematte/mediapipe/split.py | sha256sum | cut -c1-16)"
 if ! grep -qxF "$kernels" "$stamp"; then
     .venv/bin/livematte warmup
     echo "$kernels" >> "$stamp"

@@ -63,7 +63,12 @@ def _nearest(x, y, starts, ends):
     return np.sqrt(nearest)
 
 
-@njit(cache=True, nogil=True)
+# Compiled when this module is first imported (`livematte warmup` does it at set-up): a stream's first two
+# people to meet would otherwise wait ~1.5 s for it. The mattes' views are of any layout.
+_SHARE = "void(f4[:, :], f4[:, :], i8[:], i8[:], f4, f4, f4[:, :], f4[:, :], f4[:, :], f4[:, :], f4, i8)"
+
+
+@njit(_SHARE, cache=True, nogil=True)
 def _share(a, b, ys, xs, left, top, a_starts, a_ends, b_starts, b_ends, seam, step):
     """Share the contested pixels (ys, xs) of two mattes' views (whose top-left lies at (left, top)) by how
     much nearer a's skeleton is than b's, across `seam` pixels: the difference of the two distances is
