@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, TypeVar
 
 import numpy as np
@@ -97,7 +97,8 @@ class FrameProcessor:
         pixels = self._upload(frame.pixels)
         if self._photos or self.skipper.should_infer(frame.pixels) or self._last is None:
             self._last = self._timed("engine", lambda: self._infer(frame.index, pixels))
-        return Inferred(frame, pixels, self._last)
+            return Inferred(frame, pixels, self._last)
+        return Inferred(frame, pixels, _held(self._last))
 
     def stabilize(self, inferred: Inferred, owned: bool = True) -> Tracked | None:
         """Tracked and fused people; None on exact mode's first frame. infer() and stabilize() may run on
@@ -110,8 +111,8 @@ class FrameProcessor:
         if self._photos:
             people = numbered_left_to_right(last.mattes, last.probs, self.cfg.tracking.enter_threshold)
             return Tracked(frame, people, pixels)
-        people = self._timed("stabilize", lambda: self.stabilizer.update(pixels, last.mattes, last.probs,
-                                                                                 last.extents))
+        seen = pixels if last.picture is None else last.picture
+        people = self._timed("stabilize", lambda: self.stabilizer.update(seen, last.mattes, last.probs, last.extents))
         shown, self._waiting = (((frame, pixels), None) if self.stabilizer.delay == 0
                                 else (self._waiting, (frame, pixels)))
         return None if people is None else Tracked(shown[0], _owned(people) if owned else people, shown[1])
@@ -188,7 +189,7 @@ class FrameProcessor:
             if self._failures == 1:
                 log.warning("frame %d skipped, the people held: %s (%d in a row end the run: engine.max_failures)",
                             index, exc, limit)
-            return self._last if self._last is not None and not self._photos else _nobody(pixels)
+            return _held(self._last) if self._last is not None and not self._photos else _nobody(pixels)
         if self._failures:
             log.warning("the engine is back after %d skipped frames", self._failures)
             self._failures = 0
@@ -205,6 +206,12 @@ class FrameProcessor:
 def medians(times: dict[str, deque[float]]) -> dict[str, float]:
     """Median milliseconds of each stage that has timings."""
     return {stage: float(np.median(samples)) for stage, samples in times.items() if samples}
+
+
+def _held(instances: Instances) -> Instances:
+    """The last people, handed on for a frame the engine did not read: without the picture of the frame
+    they were found in."""
+    return replace(instances, picture=None)
 
 
 def _nobody(pixels) -> Instances:

@@ -16,7 +16,7 @@ from livematte.engine.choose import open_engine
 from livematte.engine.keying import KeyingEngine
 from livematte.engine.mediapipe_engine import MediaPipeEngine
 from livematte.eval.metrics import flicker
-from livematte.frame import Frame
+from livematte.frame import Frame, at_size
 from livematte.mediapipe.roi import on_grid
 from livematte.processor import FrameProcessor
 from livematte.stabilize import Stabilizer
@@ -155,9 +155,10 @@ def test_the_fusion_steadies_the_dancers_mattes_without_trailing_ghosts(models, 
     assert beyond <= 0.012 * total, "matte more than 4 px beyond the engine's: a trailing ghost"
 
 
-def test_the_engines_extents_bound_its_mattes_and_spare_the_fusion_a_search(models, shared_media):
-    """Each person's extents hold all of their matte, and the fusion given them fuses what it fuses when it
-    has to find them itself."""
+def test_the_engines_extents_and_picture_spare_the_fusion_a_search_and_a_scaling(models, shared_media):
+    """Each person's extents hold all of their matte, and the frame the engine brought to the mattes' size
+    is the frame at that size: the fusion given both fuses what it fuses when it has to find and scale them
+    itself."""
     cfg = engine_config()
     engine = MediaPipeEngine(cfg.engine.mediapipe)
     given, searched = (Stabilizer(Tracker.from_config(cfg.tracking),
@@ -168,9 +169,27 @@ def test_the_engines_extents_bound_its_mattes_and_spare_the_fusion_a_search(mode
             inside = np.zeros(matte.shape, bool)
             inside[y0:y1, x0:x1] = True
             assert matte[~inside].max(initial=0.0) == 0.0 and matte[inside].max() > 0.5
-        with_extents = given.update(pixels, found.mattes, found.probs, found.extents)
+        assert np.array_equal(found.picture, at_size(pixels, found.mattes.shape[1:]))
+        with_both = given.update(found.picture, found.mattes, found.probs, found.extents)
         without = searched.update(pixels, found.mattes, found.probs)
-        assert with_extents.ids == without.ids and np.array_equal(with_extents.mattes, without.mattes)
+        assert with_both.ids == without.ids and np.array_equal(with_both.mattes, without.mattes)
+
+
+def test_a_frame_the_engine_skips_is_tracked_on_its_own_picture(models, shared_media):
+    """engine.every hands the last people on to frames the engine does not read; tracking and fusion must
+    see each frame's own picture, never the one those people were found in."""
+    frames = dancers(shared_media)[:12]
+    cfg = engine_config("engine.every=3")
+    processor = FrameProcessor(cfg, MediaPipeEngine(cfg.engine.mediapipe))
+    seen = []
+    update = processor.stabilizer.update
+    processor.stabilizer.update = lambda picture, *rest: seen.append(picture) or update(picture, *rest)
+    for i, pixels in enumerate(frames):
+        inferred = processor.infer(Frame(pixels, i, time.monotonic_ns()))
+        processor.stabilize(inferred)
+        assert (seen[-1] is inferred.instances.picture) == (i % 3 == 0)  # read frames: the engine's, not scaled again
+    grid = processor._last.mattes.shape[1:]
+    assert all(np.array_equal(at_size(picture, grid), at_size(pixels, grid)) for picture, pixels in zip(seen, frames))
 
 
 def test_dancers_not_read_on_a_frame_keep_their_limbs(models, shared_media):

@@ -108,9 +108,9 @@ def test_a_mask_is_carried_with_what_moves_under_it_and_stays_where_nothing_move
     moving, still = (np.ones((80, 60), np.float32), (100, 180, 200, 260)), (np.ones((50, 100), np.float32),
                                                                            (250, 300, 400, 500))
     motion = Motion()
-    motion.see(before, (360, 640))
+    motion.see(before)
     assert motion.carry(*moving) == moving  # the first frame: no flow
-    motion.see(after, (360, 640))
+    motion.see(after)
     carried = on_grid_of(*motion.carry(*moving))
     there = np.zeros((360, 640), np.float32)
     there[104:184, 207:267] = 1.0
@@ -118,7 +118,7 @@ def test_a_mask_is_carried_with_what_moves_under_it_and_stays_where_nothing_move
     newly_covered = carried[180:182, 210:260].mean(), carried[110:180, 260:265].mean()
     assert min(newly_covered) > 0.5, newly_covered
     assert np.abs(on_grid_of(*motion.carry(*still)) - on_grid_of(*still)).mean() < 0.002
-    motion.see(cv2.resize(after, (320, 180)), (180, 320))  # another grid: nothing to follow from
+    motion.see(cv2.resize(after, (320, 180)))  # another grid: nothing to follow from
     assert motion.carry(*moving) == moving
 
 
@@ -136,6 +136,6 @@ def test_a_mask_over_a_still_picture_stays_as_it_is_through_sensor_noise():
     patch, box = mask, (100, 232, 300, 392)
     motion = Motion()
     for _ in range(30):
-        motion.see(np.clip(wall + noise.normal(0, 2, wall.shape), 0, 255).astype(np.uint8), (360, 640))
+        motion.see(np.clip(wall + noise.normal(0, 2, wall.shape), 0, 255).astype(np.uint8))
         patch, box = motion.carry(patch, box)
     assert box == (100, 232, 300, 392) and np.array_equal(patch, mask)

@@ -24,12 +24,14 @@ class Instances:
     where the engine's masks carry no finer detail: tracking and fusion then work at that size and
     the compositor brings them to the frame's; `probs` is p(human) of each. `extents`, where the engine
     knows them (NumPy mattes), bound each matte's non-zero values: the fusion then need not search the
-    mattes for them.
+    mattes for them. `picture`, where the engine brought the frame to the mattes' smaller size, is that
+    picture: tracking and fusion read it instead of scaling the frame again (2.5 ms at 1080p).
     """
 
     mattes: Any  # (N, h, w) float32
     probs: Any  # (N,) float32
     extents: np.ndarray | None = None  # (N, 4) int64 [y0, y1, x0, x1)
+    picture: np.ndarray | None = None  # (h, w, 3) uint8 BGR
 
     def __len__(self) -> int:
         return int(self.probs.shape[0])

@@ -30,6 +30,7 @@ import numpy as np
 
 from livematte.config import MediaPipeConfig
 from livematte.engine.base import Engine, Instances, checked_frames
+from livematte.frame import at_size
 from livematte.mediapipe.detector import Detection, PoseDetector, Square, sweep
 from livematte.mediapipe.landmarks import MASK_FLOOR, MIN_VISIBLE, Pose, PoseLandmarker
 from livematte.mediapipe.motion import Box, Motion, box_slices
@@ -179,7 +180,8 @@ class MediaPipeEngine(Engine):
     def _instances(self, frame: np.ndarray) -> Instances:
         """Everyone's matte on the grid: a fresh read's mask, or the last matte carried by the motion."""
         grid, scale, now = self._grid, self._scale, self._frame
-        self._motion.see(frame, grid)
+        picture = at_size(frame, grid)
+        self._motion.see(picture)
         mattes = np.zeros((len(self.people), *grid), np.float32)
         followed = np.zeros(grid, np.uint8)
         for matte, person in zip(mattes, self.people):
@@ -198,4 +200,4 @@ class MediaPipeEngine(Engine):
                         [on_grid(p.pose.landmarks + p.shift(now), scale) for p in self.people],
                         [p.pose.visible for p in self.people], scale)
         extents = np.array([p.box or (0, 0, 0, 0) for p in self.people], np.int64).reshape(-1, 4)
-        return Instances(mattes, np.array([p.pose.presence for p in self.people], np.float32), extents)
+        return Instances(mattes, np.array([p.pose.presence for p in self.people], np.float32), extents, picture)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from livematte.frame import at_size
 from livematte.mediapipe.landmarks import MASK_FLOOR
 
 Box = tuple[int, int, int, int]  # [y0, y1, x0, x1) on the grid
@@ -39,9 +38,9 @@ class Motion:
         self._changed: np.ndarray | None = None  # where the picture changed between the two (bool)
         self._flow: np.ndarray | None = None  # per grid pixel of the last frame: (dx, dy) to where it was before
 
-    def see(self, frame: np.ndarray, grid: tuple[int, int]) -> None:
-        """Take the stream's next frame (BGR at any size); the flow waits until a mask needs it."""
-        grey = cv2.cvtColor(at_size(frame, grid), cv2.COLOR_BGR2GRAY)
+    def see(self, picture: np.ndarray) -> None:
+        """Take the stream's next frame, BGR on the grid; the flow waits until a mask needs it."""
+        grey = cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY)
         same = self._last is not None and self._last.shape == grey.shape
         self._last, self._before = grey, self._last if same else None
         self._changed = cv2.absdiff(self._last, self._before) > CHANGE if same else None
