@@ -649,7 +649,7 @@ def _privacy_blur(src, people, scene: Scene, extents=None, blocks_only: bool = F
     x1, y1 = (int(v) + grow + 1 for v in present[:, 2:].max(axis=0))
     region = (slice(y0, min(h, y1)), slice(x0, min(w, x1)))
     xp = xp_of(src)
-    out = src.copy()
+    out = xp.zeros(src.shape, src.dtype)  # read only inside the region: no copy of the frame (fresh zero pages)
     inside, around = xp.ascontiguousarray(src[region]), xp.ascontiguousarray(people[(slice(None), *region)])
     if blocks_only:
         rows, cols = (_block_centres(n, scene.pixel_block, r) for n, r in ((h, region[0]), (w, region[1])))
