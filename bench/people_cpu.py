@@ -15,7 +15,8 @@
   first tenth and at the end.
 - flicker: no-reference flicker (mean |alpha_t - alpha_t-1| over the pixels where the picture did not
   change, per person) of the raw engine output (temporal.mode=off) and of the fused mattes (causal), and
-  how far the fused mattes' centroids lag the raw ones (frames).
+  how far the fused mattes' centroids lag the raw ones (frames); for reference, the ratio that medians
+  over 3, 5 and 7 frames centred on each frame reach (they see 1-3 frames ahead: not for a live stream).
 
 Writes bench/results/people_cpu_<date>.json. The clips the sources read are made with ffmpeg in a
 temporary folder (the clip re-timed to 30 fps, upscaled, the photos as a still video).
@@ -177,6 +178,26 @@ def lag(raw: np.ndarray, fused: np.ndarray, most: int = 5) -> int:
     return int(np.argmin(errors))
 
 
+def ratio(frames: list[np.ndarray], raw: list[dict[int, np.ndarray]], filtered: list[dict[int, np.ndarray]]) -> float:
+    """Mean flicker of the filtered mattes over that of the raw ones, over the people both hold."""
+    before, after = flicker(frames, raw), flicker(frames, filtered)
+    people = sorted(set(before) & set(after))
+    return round(float(np.mean([after[t] for t in people]) / np.mean([before[t] for t in people])), 3)
+
+
+def centred_medians(frames: list[np.ndarray], raw: list[dict[int, np.ndarray]], length: int) -> float:
+    """The flicker ratio of each raw matte's median over `length` frames centred on its own: a filter that
+    sees (length - 1) / 2 frames ahead, which no live stream may wait for; where the causal fusion stands
+    against what a filter that may look ahead reaches. Over the frames with a full window."""
+    half = length // 2
+    shape = next(alpha.shape for people in raw for alpha in people.values())
+    tracks = sorted({t for people in raw for t in people})
+    stacks = {t: np.stack([people.get(t, np.zeros(shape, np.float32)) for people in raw]) for t in tracks}
+    kept = range(half, len(raw) - half)
+    medians = [{t: np.median(stacks[t][i - half:i + half + 1], axis=0) for t in raw[i]} for i in kept]
+    return ratio([frames[i] for i in kept], [raw[i] for i in kept], medians)
+
+
 def flicker_section(frames: list[np.ndarray]) -> dict:
     raw, fused = tracked_mattes(frames, "off"), tracked_mattes(frames, "causal")
     raw_flicker, fused_flicker = flicker(frames, raw), flicker(frames, fused)
@@ -185,8 +206,8 @@ def flicker_section(frames: list[np.ndarray]) -> dict:
         "unchanged_below_grey_levels": UNCHANGED,
         "raw": {str(t): round(raw_flicker[t], 5) for t in people},
         "fused": {str(t): round(fused_flicker[t], 5) for t in people},
-        "ratio_fused_to_raw": round(float(np.mean([fused_flicker[t] for t in people]) /
-                                          np.mean([raw_flicker[t] for t in people])), 3),
+        "ratio_fused_to_raw": ratio(frames, raw, fused),
+        "ratio_centred_median_to_raw": {str(n): centred_medians(frames, raw, n) for n in (3, 5, 7)},
         "centroid_lag_frames": {str(t): lag(centroids(raw, t), centroids(fused, t)) for t in people},
         "raw_mean_by_people_per_frame": {  # how much of the raw flicker is people read less often than every frame
             str(n): round(float(np.mean(list(flicker(frames, tracked_mattes(frames, "off", f"engine.mediapipe."
