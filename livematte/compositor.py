@@ -218,8 +218,9 @@ def _scaled_boxes(boxes: np.ndarray, sx: float, sy: float) -> np.ndarray:
 
 class MatteCanvas:
     """Frame-size arrays for the enlarged mattes, kept from frame to frame: two in turn, since select() may
-    still read the last frame's while the next is drawn. Of each, only what its last use wrote is cleared:
-    zeroing eight 720p mattes anew cost 3 ms a frame."""
+    still read the last frame's while the next is drawn. Of each, only what its last use wrote and this
+    one did not overwrite is cleared: zeroing eight 720p mattes anew cost 3 ms a frame, clearing all
+    that the last use wrote 0.7 ms a 1080p frame of three dancers."""
 
     def __init__(self) -> None:
         self._planes: list[np.ndarray | None] = [None, None]
@@ -231,14 +232,28 @@ class MatteCanvas:
         """enlarged(...) into this turn's array."""
         self._turn ^= 1
         planes = self._planes[self._turn]
+        before = self._written[self._turn]
         if planes is None or planes.shape[0] < len(order) or planes.shape[1:] != (height, width):
             planes = self._planes[self._turn] = np.zeros((len(order), height, width), np.float32)
-        else:
-            for plane, (top, bottom, left, right) in zip(planes, self._written[self._turn]):
-                plane[top:bottom, left:right] = 0.0
+            before = before[:0]
         out = planes[:len(order)]
-        self._written[self._turn] = enlarged(alphas, extents, out, order)
-        return out, self._written[self._turn]
+        written = enlarged(alphas, extents, out, order)  # each writes every pixel of its extent
+        for j, old in enumerate(before):
+            _clear_outside(planes[j], old, written[j] if j < len(written) else (0, 0, 0, 0))
+        self._written[self._turn] = written
+        return out, written
+
+
+def _clear_outside(plane: np.ndarray, old: Sequence[int], new: Sequence[int]) -> None:
+    """Zero what the box `old` [y0, y1, x0, x1) of `plane` holds outside the box `new`: the rows above and
+    below `new`, then left and right of it."""
+    top, bottom, left, right = old
+    new_top, new_bottom, new_left, new_right = new
+    plane[top:min(bottom, new_top), left:right] = 0.0
+    plane[max(top, new_bottom):bottom, left:right] = 0.0
+    rows = slice(max(top, new_top), min(bottom, new_bottom))
+    plane[rows, left:min(right, new_left)] = 0.0
+    plane[rows, max(left, new_right):right] = 0.0
 
 
 def enlarged(alphas: np.ndarray, extents: np.ndarray | None, out: np.ndarray, order: Sequence[int]) -> np.ndarray:

@@ -178,20 +178,25 @@ def test_mattes_smaller_than_the_frame_are_brought_to_its_size_where_they_are_no
 
 def test_small_mattes_that_move_leave_nothing_behind_from_frame_to_frame():
     """The enlarged mattes' arrays are kept from frame to frame: each frame (people moving, one leaving, one
-    coming back) shows what a fresh compositor shows for it, and a click finds who is there now."""
+    coming back, the two passing in depth order) shows what a fresh compositor shows for it, each person
+    alone as well (their whole enlarged matte), and a click finds who is there now."""
     frame, _, _ = scene()
-    cfg = EffectsConfig(background=BackgroundConfig(kind="color", color="#0000ff"))
+    cfg = EffectsConfig(background=BackgroundConfig(kind="color", color="#0000ff"), isolate=[7, 8])
     compositor = Compositor(cfg)
     for step in range(6):
         small = np.zeros((2, H // 2, W // 2), np.float32)
-        small[0, 5:20, 2 + 3 * step:12 + 3 * step] = 1.0  # walks right
+        # walks right and nearer (in front of person 8 on step 4), then back left and away
+        shift, bottom = (0, 3, 6, 9, 3, 0)[step], (20, 23, 26, 29, 32, 22)[step]
+        small[0, 5 + step:bottom, 2 + shift:12 + shift] = 1.0
         small[1, 10:30, 25:35] = 0.8
         ids = [7, 8] if step != 3 else [7]  # person 8 is missing on one frame
         small = small[:len(ids)]
-        shown = compositor.render(frame, small, ids).image
-        assert np.array_equal(shown, Compositor(cfg).render(frame, small, ids).image), step
-        assert compositor.select(2 * (2 + 3 * step) + 1, 20) == 7  # where person 7 is now
-        assert compositor.select(4, 20) == (7 if step == 0 else None)  # where they were at first
+        shown, fresh = compositor.render(frame, small, ids), Compositor(cfg).render(frame, small, ids)
+        assert np.array_equal(shown.image, fresh.image), step
+        assert shown.isolated.keys() == fresh.isolated.keys()
+        assert all(np.array_equal(shown.isolated[track], fresh.isolated[track]) for track in ids), step
+        assert compositor.select(2 * (2 + shift) + 1, 20) == 7  # where person 7 is now
+        assert compositor.select(4, 20) == (7 if shift == 0 else None)  # where they were at first
 
 
 def test_no_people():
