@@ -178,9 +178,8 @@ def lag(raw: np.ndarray, fused: np.ndarray, most: int = 5) -> int:
     return int(np.argmin(errors))
 
 
-def ratio(frames: list[np.ndarray], raw: list[dict[int, np.ndarray]], filtered: list[dict[int, np.ndarray]]) -> float:
-    """Mean flicker of the filtered mattes over that of the raw ones, over the people both hold."""
-    before, after = flicker(frames, raw), flicker(frames, filtered)
+def ratio(before: dict[int, float], after: dict[int, float]) -> float:
+    """Mean flicker after over before (flicker()'s figures per person), over the people both hold."""
     people = sorted(set(before) & set(after))
     return round(float(np.mean([after[t] for t in people]) / np.mean([before[t] for t in people])), 3)
 
@@ -195,7 +194,8 @@ def centred_medians(frames: list[np.ndarray], raw: list[dict[int, np.ndarray]], 
     stacks = {t: np.stack([people.get(t, np.zeros(shape, np.float32)) for people in raw]) for t in tracks}
     kept = range(half, len(raw) - half)
     medians = [{t: np.median(stacks[t][i - half:i + half + 1], axis=0) for t in raw[i]} for i in kept]
-    return ratio([frames[i] for i in kept], [raw[i] for i in kept], medians)
+    window = [frames[i] for i in kept]
+    return ratio(flicker(window, [raw[i] for i in kept]), flicker(window, medians))
 
 
 def flicker_section(frames: list[np.ndarray]) -> dict:
@@ -206,7 +206,7 @@ def flicker_section(frames: list[np.ndarray]) -> dict:
         "unchanged_below_grey_levels": UNCHANGED,
         "raw": {str(t): round(raw_flicker[t], 5) for t in people},
         "fused": {str(t): round(fused_flicker[t], 5) for t in people},
-        "ratio_fused_to_raw": ratio(frames, raw, fused),
+        "ratio_fused_to_raw": ratio(raw_flicker, fused_flicker),
         "ratio_centred_median_to_raw": {str(n): centred_medians(frames, raw, n) for n in (3, 5, 7)},
         "centroid_lag_frames": {str(t): lag(centroids(raw, t), centroids(fused, t)) for t in people},
         "raw_mean_by_people_per_frame": {  # how much of the raw flicker is people read less often than every frame
