@@ -16,11 +16,9 @@ picture's motion until their turn (livematte/mediapipe/motion.py), and the detec
 of the frame's overlapping squares a frame. A stream's first frame is read whole; then, every
 `detect_every` frames, a square where the picture changed away from the people followed (a newcomer,
 livematte/mediapipe/newcomers.py), and every `sweep_every` frames the next square in turn (someone the
-detector missed who keeps still), on a frame where nobody is read again (the sweep's frames cost one
-model, not two: on the dancers' clip the engine's p95 fell from 24.7 to 17.5 ms); every frame while
-nobody is followed. A newcomer is read twice, the second time in the square from the first read's
-landmarks. Stills (a folder of unrelated photos) are read whole: every square, every person twice,
-nothing carried over.
+detector missed who keeps still); every frame while nobody is followed. Stills (a folder of unrelated
+photos) are read whole: every square, every person twice (the second square from the first pass's
+landmarks), nothing carried over.
 """
 
 from __future__ import annotations
@@ -109,20 +107,6 @@ class MediaPipeEngine(Engine):
         return self._instances(frame)
 
     def _follow(self, frame: np.ndarray) -> None:
-        if self._frame - self._swept_at < self.cfg.sweep_every:  # a sweep's frame carries everyone
-            self._read_again(frame)
-        if self._detected_at is None:  # the stream's first frame: the whole frame, everyone at once
-            self._detected_at = self._swept_at = self._frame
-            self._add(frame, self.detector.detect(frame))
-            return
-        square = self._detector_square()
-        if square is not None:
-            self._detected_at = self._frame
-            self._watch.read(square)
-            self._add(frame, self.detector.detect(frame, [square]))
-
-    def _read_again(self, frame: np.ndarray) -> None:
-        """The people_per_frame people seen longest ago read again; who is no longer there let go."""
         for person in sorted(self.people, key=lambda p: p.seen)[:self.cfg.people_per_frame]:
             self._refresh(person, frame)
         for person in self.people:
@@ -130,6 +114,15 @@ class MediaPipeEngine(Engine):
                 self._watch.mark(person.box)
         self.people = [p for p in self.people if p.pose.presence >= self.cfg.min_presence]
         self._drop_duplicates()
+        if self._detected_at is None:  # the stream's first frame: the whole frame, everyone at once
+            self._detected_at = self._swept_at = self._frame
+            self._add(frame, self.detector.detect(frame), second_look=False)
+            return
+        square = self._detector_square()
+        if square is not None:
+            self._detected_at = self._frame
+            self._watch.read(square)
+            self._add(frame, self.detector.detect(frame, [square]), second_look=False)
 
     def _detector_square(self) -> Square | None:
         """The square the detector reads on this frame, if any: the sweep's next one when nobody is
@@ -145,14 +138,11 @@ class MediaPipeEngine(Engine):
                      if self._watch.changed(s)), None)
 
     def _read_still(self, frame: np.ndarray) -> None:
-        self._add(frame, self.detector.detect(frame))
+        self._add(frame, self.detector.detect(frame), second_look=True)
 
-    def _add(self, frame: np.ndarray, detections: list[Detection]) -> None:
+    def _add(self, frame: np.ndarray, detections: list[Detection], second_look: bool) -> None:
         """Newcomers among `detections`: not a followed person's face, present in their square, not a
-        followed body again (a detection on someone's hand or knee frames that someone). Each is read a
-        second time in the square from the first read's landmarks: the detector's square is rougher,
-        and their first read again would take the difference for motion, which then pushed the next
-        squares off a person sitting still (on group1.jpg one slid onto their neighbour and was lost)."""
+        followed body again (a detection on someone's hand or knee frames that someone)."""
         now = self._frame
         for detection in detections:
             if len(self.people) >= self.cfg.max_people:
@@ -160,7 +150,7 @@ class MediaPipeEngine(Engine):
             if any(detection.same_person(p.pose.landmarks[0] + p.shift(now)) for p in self.people):
                 continue
             pose = self.landmarker(frame, detection.roi)
-            if pose.presence >= self.cfg.min_presence:
+            if second_look and pose.presence >= self.cfg.min_presence:
                 pose = self.landmarker(frame, pose.next_roi)
             if pose.presence >= self.cfg.min_presence and not any(self._same_body(pose, p.pose) for p in self.people):
                 self.people.append(_Person(pose, now, now, np.zeros(2)))
