@@ -158,8 +158,9 @@ class MediaPipeEngine(Engine):
     def _refresh(self, person: _Person, frame: np.ndarray) -> None:
         now = self._frame
         pose = self.landmarker(frame, person.next_roi(now))
-        moved = (pose.next_roi.centre - person.pose.next_roi.centre) / max(now - person.seen, 1)
-        person.velocity = MOTION_SMOOTHING * moved + (1 - MOTION_SMOOTHING) * person.velocity
+        if person.seen > person.since:  # the first read after the detector's square: a step, not motion
+            moved = (pose.next_roi.centre - person.pose.next_roi.centre) / max(now - person.seen, 1)
+            person.velocity = MOTION_SMOOTHING * moved + (1 - MOTION_SMOOTHING) * person.velocity
         person.pose, person.seen = pose, now
 
     def _drop_duplicates(self) -> None:
