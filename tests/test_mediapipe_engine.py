@@ -37,6 +37,16 @@ def engine_config(*extra: str):
                                   *extra])
 
 
+def half_of_720p(shared_media: Path, name: str) -> np.ndarray:
+    """A 640x720 grey half of a 720p frame with the photo across its width, centred."""
+    half = np.full((720, 640, 3), 128, np.uint8)
+    photo = cv2.imread(str(shared_media / name))
+    height = round(photo.shape[0] * 640 / photo.shape[1])
+    top = (720 - height) // 2
+    half[top:top + height] = cv2.resize(photo, (640, height), interpolation=cv2.INTER_AREA)
+    return half
+
+
 @pytest.mark.parametrize("photo", sorted(PHOTOS))
 def test_each_of_four_people_has_their_own_matte_and_the_background_is_nobodys(models, shared_media, photo):
     image = cv2.imread(str(shared_media / photo))
@@ -132,11 +142,7 @@ def test_people_sitting_still_are_not_given_a_motion_by_their_first_read(models,
     is no motion. Four people sit still on group1.jpg, each read every fourth frame: nobody's velocity
     reaches two pixels a frame (under one here; 4.6 when the first read counted the step, which pushed
     a square towards a neighbour for a second)."""
-    photo = cv2.imread(str(shared_media / "group1.jpg"))
-    height = round(photo.shape[0] * 640 / photo.shape[1])
-    picture = np.full((720, 1280, 3), 128, np.uint8)
-    picture[(720 - height) // 2:(720 - height) // 2 + height, :640] = cv2.resize(photo, (640, height),
-                                                                             interpolation=cv2.INTER_AREA)
+    picture = np.hstack([half_of_720p(shared_media, "group1.jpg"), np.full((720, 640, 3), 128, np.uint8)])
     engine = MediaPipeEngine(engine_config().engine.mediapipe)
     fastest = 0.0
     for _ in range(30):
@@ -232,12 +238,7 @@ def test_the_detector_rests_on_a_still_picture_and_reads_where_people_appear(mod
     it read a square every other frame before); the four newcomers change the picture where nobody
     followed is, and those squares are read first: all eight are found within 30 frames (the sweep
     alone reads 4 squares of 30 in that time)."""
-    halves = [np.full((720, 640, 3), 128, np.uint8) for _ in range(2)]
-    for half, name in zip(halves, ("group1.jpg", "group2.jpg")):  # each photo across half the width, centred
-        photo = cv2.imread(str(shared_media / name))
-        height = round(photo.shape[0] * 640 / photo.shape[1])
-        top = (720 - height) // 2
-        half[top:top + height] = cv2.resize(photo, (640, height), interpolation=cv2.INTER_AREA)
+    halves = [half_of_720p(shared_media, name) for name in ("group1.jpg", "group2.jpg")]
     everyone = np.hstack(halves)
     left_only = np.hstack([halves[0], np.full_like(halves[1], 128)])
     engine = MediaPipeEngine(engine_config().engine.mediapipe)
