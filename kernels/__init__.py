@@ -13,10 +13,11 @@ from kernels.composite import Background, Effect, PersonLayers, Scene, composite
 from kernels.feather import feather
 from kernels.letterbox import Letterbox, input_size_for
 from kernels.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess
-from kernels.temporal import Fused, FusionParams, Motion, frame_changes, fuse_causal, fuse_exact, track_motion
+from kernels.temporal import Evidence, Fused, FusionParams, Motion, frame_changes, fuse_causal, fuse_exact, track_motion
 
 __all__ = [
-    "Background", "Effect", "Fused", "FusionParams", "IMAGENET_MEAN", "IMAGENET_STD", "Letterbox", "Motion",
-    "PersonLayers", "Scene", "composite", "feather", "frame_changes", "fuse_causal", "fuse_exact", "gpu_available",
-    "background_blur", "input_size_for", "isolated_layer", "masked_blur", "person_boxes", "preprocess", "track_motion",
+    "Background", "Effect", "Evidence", "Fused", "FusionParams", "IMAGENET_MEAN", "IMAGENET_STD", "Letterbox",
+    "Motion", "PersonLayers", "Scene", "composite", "feather", "frame_changes", "fuse_causal", "fuse_exact",
+    "gpu_available", "background_blur", "input_size_for", "isolated_layer", "masked_blur", "person_boxes",
+    "preprocess", "track_motion",
 ]

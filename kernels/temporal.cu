@@ -2,7 +2,8 @@
 // The change test is per channel in integers, max over B, G, R of |I_t - I_prev| > tau, so CPU and GPU
 // agree exactly. It refines the original design's luma test on purpose: luma alone misses isoluminant motion.
 // Motion compensation (see temporal.py): track i reads its previous state and the previous frame of its
-// change test at p - shift_i, so a person who translates is static after compensation.
+// change test at p - shift_i, so a person who translates is static after compensation. Evidence (see
+// temporal.py): a carried prediction is no news, and a track's first fresh one after an unseen change is taken.
 
 // max over B, G, R of |frame[p] - prev_frame[q]| for pixel indices p and q.
 __device__ __forceinline__ int largest_change(const unsigned char* frame, const unsigned char* prev_frame,
@@ -103,11 +104,14 @@ extern "C" __global__ void fuse_causal(
     const unsigned char* new_track, const unsigned char* frame_cells,
     const int* shifts, const unsigned char* blind, const unsigned char* cells, long long cells_stride,
     const int* count, int tracks, int h, int w, int s, int cells_h, int cells_w, float cut_cells, int force_reset,
-    float eps, int max_age, float blend, float low, float high) {
+    float eps, int max_age, float blend, const unsigned char* fresh, const unsigned char* dirty, int evidence,
+    float low, float high) {
     long long idx;
     int track, y, x;
     if (!track_pixel(tracks, h, w, &idx, &track, &y, &x)) return;
     bool reset = force_reset || (float)count[0] > cut_cells || new_track[track];
+    bool read = !evidence || fresh[track];  // else the prediction was carried from an earlier frame: no news
+    bool news = evidence && read && !blind[track];
     bool here = cells_stride != 0 && !blind[track] && !dilated(frame_cells, y, x, s, cells_h, cells_w);
     int sy = y - origins[2 * track] - (here ? 0 : shifts[2 * track]);
     int sx = x - origins[2 * track + 1] - (here ? 0 : shifts[2 * track + 1]);
@@ -123,12 +127,19 @@ extern "C" __global__ void fuse_causal(
     // where nothing is predicted and nothing held there is no state (the CPU twin skips such pixels)
     bool empty = a == 0.0f && q == 0.0f;
     bool still = blind[track] || here || !dilated(cells + track * cells_stride, y, x, s, cells_h, cells_w);
+    if (news && dilated(dirty + (long long)track * cells_h * cells_w, y, x, s, cells_h, cells_w)) still = false;
     if (!reset && !empty && still) {
         int moved = fabsf(a - q) <= eps ? AGREES : (a > q ? ROSE : FELL);
         if (moved == AGREES) {
             if (held < max_age) {
                 out = q + blend * (a - q);
                 new_age = held + 1;
+            }
+        } else if (!read) {  // held as it waits, until a fresh prediction goes the same way
+            if (held < max_age) {
+                out = q;
+                new_age = held + 1;
+                new_pend = waited;
             }
         } else if (waited != moved) {  // taken once it goes the same way a second frame
             out = q;

@@ -112,7 +112,8 @@ class FrameProcessor:
             people = numbered_left_to_right(last.mattes, last.probs, self.cfg.tracking.enter_threshold)
             return Tracked(frame, people, pixels)
         seen = pixels if last.picture is None else last.picture
-        people = self._timed("stabilize", lambda: self.stabilizer.update(seen, last.mattes, last.probs, last.extents))
+        people = self._timed("stabilize", lambda: self.stabilizer.update(seen, last.mattes, last.probs, last.extents,
+                                                                         last.fresh))
         shown, self._waiting = (((frame, pixels), None) if self.stabilizer.delay == 0
                                 else (self._waiting, (frame, pixels)))
         return None if people is None else Tracked(shown[0], _owned(people) if owned else people, shown[1])
@@ -210,8 +211,8 @@ def medians(times: dict[str, deque[float]]) -> dict[str, float]:
 
 def _held(instances: Instances) -> Instances:
     """The last people, handed on for a frame the engine did not read: without the picture of the frame
-    they were found in."""
-    return replace(instances, picture=None)
+    they were found in, and none of them fresh."""
+    return replace(instances, picture=None, fresh=np.zeros(len(instances), bool))
 
 
 def _nobody(pixels) -> Instances:

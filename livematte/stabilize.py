@@ -53,10 +53,12 @@ class Stabilizer:
         """Frames between a frame going in and its people coming out (1 in exact fusion mode)."""
         return self.fuser.delay
 
-    def update(self, frame, mattes, probs, extents: np.ndarray | None = None) -> People | None:
+    def update(self, frame, mattes, probs, extents: np.ndarray | None = None,
+               fresh: np.ndarray | None = None) -> People | None:
         """Track and fuse one frame's instances; None only on the first frame of exact mode. Mattes smaller
         than the frame (NumPy) are tracked and fused at their size, against the frame brought to it.
-        extents: Instances.extents, where the engine gave them."""
+        extents, fresh: Instances', where the engine gave them (a held track's empty matte is fresh: the
+        engine looked and missed them)."""
         frame = at_size(frame, mattes.shape[1:])
         ids = self.tracker.update(mattes, probs, frame)
         keep = [i for i, track in enumerate(ids) if track != UNTRACKED]
@@ -71,7 +73,9 @@ class Stabilizer:
             stacked[:len(keep)] = alphas[keep]
         if extents is not None:  # the held have empty mattes
             extents = np.concatenate([extents[keep], np.zeros((len(held), 4), np.int64)])
-        fused = self.fuser.update(frame, restore(stacked, kind), [ids[i] for i in keep] + held, extents)
+        if fresh is not None:
+            fresh = np.concatenate([np.asarray(fresh, bool)[keep], np.ones(len(held), bool)])
+        fused = self.fuser.update(frame, restore(stacked, kind), [ids[i] for i in keep] + held, extents, fresh)
         if fused is None:
             return None
         return People(fused, list(self.fuser.ids), self.fuser.extents)

@@ -7,7 +7,9 @@ Modes: "off" passes mattes through; "causal" (default) applies the guarded forwa
 latency; "exact" applies MaGGIe's two-sided rule and so answers one frame late: update() returns
 the previous frame's mattes (None on the first frame) and flush() returns the last one. With
 params.motion, causal mode compensates each track's translation (kernels.track_motion) and keeps
-each track's last shift, which a person the network misses for a frame goes on with.
+each track's last shift, which a person the network misses for a frame goes on with. Causal mode
+also keeps, per track, where the picture changed since the engine last looked at that person
+(kernels.Evidence), for the engines that hand on some mattes from earlier frames.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from kernels import FusionParams, frame_changes, fuse_causal, fuse_exact, track_motion
+from kernels import Evidence, FusionParams, frame_changes, fuse_causal, fuse_exact, track_motion
 from kernels._arrays import kind_of, native, restore, xp_of
 from livematte.config import TemporalConfig
 
@@ -56,16 +58,19 @@ class TemporalFuser:
         self._prev_frame = None
         self._state_ids: list[int] = []
         self._matte = self._age = self._pend = None
+        self._dirty = None  # (N, cells) uint8: kernels.Evidence.dirty
         self._shifts = None  # (N, 2) int32 on the mattes' device: each track's last shift (dy, dx)
         self._extents = np.zeros((0, 4), np.int64)  # where each track's state is non-zero (CPU twins skip the rest)
         self._pending: _Pending | None = None
 
-    def update(self, frame, mattes, track_ids: Sequence[int], extents: np.ndarray | None = None):
+    def update(self, frame, mattes, track_ids: Sequence[int], extents: np.ndarray | None = None,
+               fresh: np.ndarray | None = None):
         """Fused mattes for one frame; same kind (NumPy / CuPy / torch) and order as given.
 
         frame: (H, W, 3) uint8 BGR; mattes: (N, H, W) float32 in [0, 1]; track_ids: N distinct ids;
         extents: (N, 4) int64 [y0, y1, x0, x1) bounding each matte's non-zero values, where the caller
-        knows them (the CPU twins then need not find them).
+        knows them (the CPU twins then need not find them); fresh: (N,) bool, which mattes the engine
+        made from this frame (None: all), read in causal mode.
         The result is the fuser's own state array: read it before the next update().
         In exact mode the result belongs to the previous call's frame (ids in self.ids), or is None.
         """
@@ -81,7 +86,7 @@ class TemporalFuser:
         frame, alpha = native(frame), native(mattes)
         reset = self._start(frame)
         if self.mode == "causal":
-            return restore(self._causal(frame, alpha, ids, reset, extents), kind)
+            return restore(self._causal(frame, alpha, ids, reset, extents, fresh), kind)
         cells, count = frame_changes(frame, self._prev_frame, self.params)
         pending, self._pending = self._pending, _Pending(alpha.copy(), ids, cells, count, reset)
         if pending is None:
@@ -106,16 +111,24 @@ class TemporalFuser:
         self._prev_frame = xp_of(frame).zeros((height, width, 3), np.uint8)
         return True
 
-    def _causal(self, frame, alpha, ids: list[int], reset: bool, found: np.ndarray | None):
+    def _causal(self, frame, alpha, ids: list[int], reset: bool, found: np.ndarray | None,
+                fresh: np.ndarray | None):
         """The fused mattes of this frame (the state array itself); the motion is measured first, since
         its change test needs the previous frame that frame_changes overwrites."""
         matte, age, pend, new = self._aligned(ids, alpha)
+        xp = xp_of(alpha)
+        cells_shape = self.params.cells_shape(*alpha.shape[1:])
+        if self._dirty is None or self._dirty.shape[1:] != cells_shape:
+            self._dirty = xp.zeros((len(ids), *cells_shape), np.uint8)
+        evidence = None if fresh is None else Evidence(xp.asarray(np.asarray(fresh, np.uint8)), self._dirty)
         extents = self._host_extents()
         motion = None
         if self.params.motion:
             motion = track_motion(alpha, matte, self._shifts, frame, self._prev_frame, self.params, extents, found)
         cells, count = frame_changes(frame, self._prev_frame, self.params)
-        fused = fuse_causal(alpha, matte, age, pend, new, cells, count, self.params, reset, extents, motion)
+        fused = fuse_causal(alpha, matte, age, pend, new, cells, count, self.params, reset, extents, motion, evidence)
+        if evidence is None:  # every matte was fresh
+            self._dirty.fill(0)
         if motion is not None:  # a shift across a scene cut is no motion
             self._shifts = xp_of(alpha).where(fused.scene_cut, 0, motion.shifts).astype(np.int32)
         self._count_cut(fused.scene_cut, reset)
@@ -123,8 +136,8 @@ class TemporalFuser:
         return matte
 
     def _aligned(self, ids: list[int], like):
-        """State arrays (matte, age, pend) in the order of `ids`, plus the new-track flags; the shifts
-        and extents are realigned with them."""
+        """State arrays (matte, age, pend) in the order of `ids`, plus the new-track flags; the shifts,
+        extents and changes since the last fresh matte are realigned with them."""
         xp = xp_of(like)
         if ids == self._state_ids and self._matte is not None and self._matte.shape == like.shape:
             return self._matte, self._age, self._pend, xp.zeros(len(ids), np.uint8)
@@ -132,6 +145,7 @@ class TemporalFuser:
         age = xp.zeros(like.shape, np.uint8)
         pend = xp.zeros(like.shape, np.uint8)
         shifts = xp.zeros((len(ids), 2), np.int32)
+        dirty = None if self._dirty is None else xp.zeros((len(ids), *self._dirty.shape[1:]), np.uint8)
         extents = np.zeros((len(ids), 4), np.int64)
         new = np.ones(len(ids), np.uint8)
         slot = {track: j for j, track in enumerate(self._state_ids)}
@@ -140,8 +154,10 @@ class TemporalFuser:
                 k = slot[track]
                 matte[j], age[j], pend[j], new[j] = self._matte[k], self._age[k], self._pend[k], 0
                 shifts[j], extents[j] = self._shifts[k], self._extents[k]
+                if dirty is not None:
+                    dirty[j] = self._dirty[k]
         self._state_ids, self._matte, self._age, self._pend = ids, matte, age, pend
-        self._shifts, self._extents = shifts, extents
+        self._shifts, self._extents, self._dirty = shifts, extents, dirty
         return matte, age, pend, xp.asarray(new)
 
     def _exact(self, pending: _Pending, alpha_next, next_ids: list[int], cells_bwd, count_bwd):

@@ -13,6 +13,7 @@ import pytest
 from kernels import (
     Background,
     Effect,
+    Evidence,
     FusionParams,
     PersonLayers,
     Scene,
@@ -164,10 +165,12 @@ def test_parity_temporal(optional_media):
 
 
 @gpu
-def test_parity_temporal_motion():
+@pytest.mark.parametrize("in_turn", [False, True])
+def test_parity_temporal_motion(in_turn):
     """track_motion + fuse_causal with moving people, one missed for a frame: shifts, blind flags and the
     fused state agree. Mattes in eighths make the profile sums exact on both sides; the CPU side tracks
-    its extents, the GPU side covers every pixel."""
+    its extents, the GPU side covers every pixel. in_turn: each person's prediction is fresh one frame in
+    two (kernels.Evidence), and the changes since each one's last fresh frame agree too."""
     import cupy
 
     p = FusionParams(tau_y=10, cell=2, eps=6 / 255, max_age=2, blend=0.2, max_shift=6)
@@ -176,7 +179,7 @@ def test_parity_temporal_motion():
     wall = np.random.default_rng(1).integers(0, 256, (h, w, 3), dtype=np.uint8)
     host = dict(prev=np.zeros((h, w, 3), np.uint8), matte=np.zeros((n, h, w), np.float32),
                 age=np.zeros((n, h, w), np.uint8), pend=np.zeros((n, h, w), np.uint8),
-                shifts=np.zeros((n, 2), np.int32))
+                shifts=np.zeros((n, 2), np.int32), dirty=np.zeros((n, *p.cells_shape(h, w)), np.uint8))
     dev = {k: cupy.asarray(v) for k, v in host.items()}
     extents = np.zeros((n, 4), np.int64)
     new = np.zeros(n, np.uint8)
@@ -190,14 +193,18 @@ def test_parity_temporal_motion():
         np.testing.assert_array_equal(cupy.asnumpy(g_motion.blind), c_motion.blind)
         c_cells, c_count = frame_changes(frame, host["prev"], p)
         g_cells, g_count = frame_changes(cupy.asarray(frame), dev["prev"], p)
+        fresh = np.array([(t + i) % 2 == 0 for i in range(n)], np.uint8)
+        c_evidence = Evidence(fresh, host["dirty"]) if in_turn else None
+        g_evidence = Evidence(cupy.asarray(fresh), dev["dirty"]) if in_turn else None
         c_out = fuse_causal(alpha, host["matte"], host["age"], host["pend"], new, c_cells, c_count, p, t == 0, extents,
-                            c_motion)
+                            c_motion, c_evidence)
         g_out = fuse_causal(cupy.asarray(alpha), dev["matte"], dev["age"], dev["pend"], cupy.asarray(new), g_cells,
-                            g_count, p, t == 0, None, g_motion)
+                            g_count, p, t == 0, None, g_motion, g_evidence)
         assert bool(g_out.scene_cut) == bool(c_out.scene_cut)
         np.testing.assert_allclose(cupy.asnumpy(dev["matte"]), host["matte"], atol=1e-6)
         np.testing.assert_array_equal(cupy.asnumpy(dev["age"]), host["age"])
         np.testing.assert_array_equal(cupy.asnumpy(dev["pend"]), host["pend"])
+        np.testing.assert_array_equal(cupy.asnumpy(dev["dirty"]), host["dirty"])
         host["shifts"], dev["shifts"] = c_motion.shifts, g_motion.shifts
     assert c_motion.shifts[:, 1].tolist() == [2, 2, 2], "the people moved and were followed"
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from kernels import FusionParams, Motion, frame_changes, fuse_causal, fuse_exact, track_motion
+from kernels import Evidence, FusionParams, Motion, frame_changes, fuse_causal, fuse_exact, track_motion
 from kernels._extent import whole
 
 LOW, HIGH = np.float32(1 / 255), np.float32(254 / 255)
@@ -73,14 +73,17 @@ def clamp(v):
     return 0.0 if v <= LOW else 1.0 if v >= HIGH else v
 
 
-def ref_causal(alpha, matte, age, pend, new, cells, p: FusionParams, reset, motion=None):
+def ref_causal(alpha, matte, age, pend, new, cells, p: FusionParams, reset, motion=None, evidence=None):
     """The guarded causal rule, one pixel at a time (pend cleared on agreement, no state where prediction and matte
     are both 0); returns new (matte, age, pend). motion: (shifts, blind, per-track cells): track i reads its
     previous state at p - shifts[i] (0 outside the frame) and tests change on its own cells, except where the
     shared cells call p still: there it reads its own pixel's state and is static; a blind track reads at
-    p - shifts[i] and is static everywhere; the scene cut stays on the shared cells."""
+    p - shifts[i] and is static everywhere; the scene cut stays on the shared cells. evidence: (fresh, dirty):
+    a fresh track that is not blind changed where dirty (dilated) says so; a carried track's disagreement at
+    a static pixel holds the value, ages it and keeps its pend; then also returns the new dirty."""
     n, h, w = alpha.shape
     shifts, blind, track_cells = motion or (np.zeros((n, 2), int), np.zeros(n, bool), [cells] * n)
+    fresh, dirty = evidence or (np.ones(n, np.uint8), np.zeros((n, *cells.shape), np.uint8))
     out_matte, out_age, out_pend = np.empty_like(matte), np.empty_like(age), np.empty_like(pend)
     cut = cells.mean() > p.rho
     for i, y, x in np.ndindex(alpha.shape):
@@ -90,6 +93,7 @@ def ref_causal(alpha, matte, age, pend, new, cells, p: FusionParams, reset, moti
         a = alpha[i, y, x]
         q, held, waited = (matte[i, sy, sx], age[i, sy, sx], pend[i, sy, sx]) if inside else (np.float32(0), 0, 0)
         changed = not (blind[i] or here) and ref_delta(track_cells[i], y, x, p.cell)
+        changed = changed or (fresh[i] and not blind[i] and ref_delta(dirty[i], y, x, p.cell))
         if new[i] or reset or cut or changed or (a == 0 and q == 0):
             out, age_out, pend_out = a, 0, 0
         elif abs(a - q) <= np.float32(p.eps):
@@ -97,12 +101,19 @@ def ref_causal(alpha, matte, age, pend, new, cells, p: FusionParams, reset, moti
                 out, age_out, pend_out = q + np.float32(p.blend) * (a - q), held + 1, 0
             else:
                 out, age_out, pend_out = a, 0, 0
+        elif not fresh[i]:  # no news: held while it waits
+            if held < p.max_age:
+                out, age_out, pend_out = q, held + 1, waited
+            else:
+                out, age_out, pend_out = a, 0, 0
         elif waited != (1 if a > q else 2):  # a change waits until it goes the same way a second frame
             out, age_out, pend_out = q, held, 1 if a > q else 2
         else:
             out, age_out, pend_out = a, 0, 0
         out_matte[i, y, x], out_age[i, y, x], out_pend[i, y, x] = clamp(out), age_out, pend_out
-    return out_matte, out_age, out_pend
+    if evidence is None:
+        return out_matte, out_age, out_pend
+    return out_matte, out_age, out_pend, np.where(np.asarray(fresh, bool)[:, None, None], 0, dirty | cells)
 
 
 class Stream:
@@ -115,11 +126,15 @@ class Stream:
         self.age = np.zeros((tracks, h, w), np.uint8)
         self.pend = np.zeros((tracks, h, w), np.uint8)
 
-    def step(self, frame, alpha, new=None, reset=False):
+        self.dirty = np.zeros((tracks, *p.cells_shape(h, w)), np.uint8)
+
+    def step(self, frame, alpha, new=None, reset=False, fresh=None):
+        """fresh: each track's kernels.Evidence flag (None: no Evidence, every prediction fresh)."""
         cells, count = frame_changes(frame, self.prev, self.p)
         new = np.zeros(len(alpha), np.uint8) if new is None else np.asarray(new, np.uint8)
+        evidence = None if fresh is None else Evidence(np.asarray(fresh, np.uint8), self.dirty)
         fused, cut = fuse_causal(np.asarray(alpha, np.float32), self.matte, self.age, self.pend, new, cells, count,
-                                 self.p, reset=reset)
+                                 self.p, reset=reset, evidence=evidence)
         return fused.copy(), bool(cut)
 
 
@@ -291,10 +306,12 @@ def moving_figures(frames=9, h=24, w=30, seed=7):
         yield frame, alpha
 
 
-@pytest.mark.parametrize("cell, tracked", [(1, True), (2, True), (1, False)])
-def test_compensated_causal_matches_reference(cell, tracked):
+@pytest.mark.parametrize("cell, tracked, in_turn", [(1, True, False), (2, True, False), (1, False, False),
+                                                    (1, True, True), (2, False, True)])
+def test_compensated_causal_matches_reference(cell, tracked, in_turn):
     """track_motion + fuse_causal against the reference with the estimated shifts, with and without state
-    extents (whose windows must follow the motion)."""
+    extents (whose windows must follow the motion); in_turn: the tracks' predictions are fresh in turn, one
+    frame in three, as an engine that reads people in turn hands them on (kernels.Evidence)."""
     p = FusionParams(tau_y=12, cell=cell, rho=0.6, eps=0.1, max_age=3, max_shift=4)
     sequence = list(moving_figures())
     n, h, w = sequence[0][1].shape
@@ -302,8 +319,10 @@ def test_compensated_causal_matches_reference(cell, tracked):
     shifts = np.zeros((n, 2), np.int32)
     extents = np.zeros((n, 4), np.int64) if tracked else None
     new = np.zeros(n, np.uint8)
-    seen_shifts, seen_blind, seen_pend, oldest = set(), 0, 0, 0
+    seen_shifts, seen_blind, seen_pend, oldest, seen_dirty = set(), 0, 0, 0, 0
+    dirty = np.zeros((n, *p.cells_shape(h, w)), np.uint8)
     for t, (frame, alpha) in enumerate(sequence):
+        evidence = Evidence(np.array([(t + i) % 3 == 0 for i in range(n)], np.uint8), dirty) if in_turn else None
         before = stream.prev.copy()
         motion = track_motion(alpha, stream.matte, shifts, frame, stream.prev, p, extents)
         np.testing.assert_array_equal(stream.prev, before)
@@ -314,10 +333,12 @@ def test_compensated_causal_matches_reference(cell, tracked):
                         slice(max(0, x0 // cell - 1), (x1 - 1) // cell + 2))
                 np.testing.assert_array_equal(motion.cells[near], expected_cells[near])
         cells, count = frame_changes(frame, stream.prev, p)
+        given = evidence and (evidence.fresh, dirty.copy())
         expected = ref_causal(alpha, stream.matte, stream.age, stream.pend, new, cells, p, t == 0,
-                              (motion.shifts, motion.blind, expected_cells))
-        fuse_causal(alpha, stream.matte, stream.age, stream.pend, new, cells, count, p, t == 0, extents, motion)
-        for got, want in zip((stream.matte, stream.age, stream.pend), expected):
+                              (motion.shifts, motion.blind, expected_cells), given)
+        fuse_causal(alpha, stream.matte, stream.age, stream.pend, new, cells, count, p, t == 0, extents, motion,
+                    evidence)
+        for got, want in zip((stream.matte, stream.age, stream.pend, dirty), expected):
             np.testing.assert_array_equal(got, want)
         if tracked:
             for i, (y0, y1, x0, x1) in enumerate(extents):
@@ -329,7 +350,9 @@ def test_compensated_causal_matches_reference(cell, tracked):
         seen_blind += int(motion.blind.sum())
         seen_pend += int(stream.pend.sum())
         oldest = max(oldest, int(stream.age.max()))
+        seen_dirty += int(dirty.sum())
     assert {(1, 1), (-1, -1), (0, 1)} <= seen_shifts and seen_blind > 0 and seen_pend > 0 and oldest == p.max_age
+    assert (seen_dirty > 0) == in_turn
 
 
 def test_what_did_not_change_in_place_keeps_its_own_state_whatever_the_shift():
@@ -421,6 +444,33 @@ def test_changed_image_takes_prediction():
     near[:3, :3] = True  # per-pixel cells (the default): the changed 2 x 2 pixels and a one-pixel ring
     assert np.allclose(fused[0][near], 0.53) and np.all(stream.age[0][near] == 0)
     assert np.allclose(fused[0][~near], 0.5) and np.all(stream.age[0][~near] == 1)
+
+
+def test_a_carried_prediction_is_no_news():
+    """An engine that reads people in turn hands on its last look at the others: that repeated look must not
+    count as a second frame of the same change, nor clear a wait."""
+    stream = warmed(0.5)
+    for fresh in (1, 0, 0):
+        fused, _ = stream.step(still_frame(), np.full((1, 16, 16), 0.9), fresh=[fresh])
+        assert np.all(fused == 0.5), "held until a second look goes the same way"
+    fused, _ = stream.step(still_frame(), np.full((1, 16, 16), 0.9), fresh=[1])
+    assert np.all(fused == 0.9)
+
+
+def test_the_first_look_at_a_picture_that_changed_unseen_is_taken_at_once():
+    """Where the picture changed on a carried frame (an arm moved away), the next look shows it as it is now;
+    waiting for a second look would leave a ghost of the arm."""
+    stream = warmed(1.0)
+    moved = still_frame()
+    moved[4:8, 4:8] = 250
+    stream.step(moved, np.full((1, 16, 16), 1.0), fresh=[0])  # the engine has not looked yet
+    stream.step(moved, np.full((1, 16, 16), 1.0), fresh=[0])
+    fused, _ = stream.step(moved, np.zeros((1, 16, 16)), fresh=[1])
+    near = np.zeros((16, 16), bool)
+    near[3:9, 3:9] = True  # the changed pixels and a one-pixel ring
+    assert np.all(fused[0][near] == 0) and np.all(fused[0][~near] == 1.0)
+    fused, _ = stream.step(moved, np.zeros((1, 16, 16)), fresh=[1])
+    assert np.all(fused[0] == 0), "the rest is taken on the second look"
 
 
 def test_dilation_reaches_neighbouring_cells_only():

@@ -152,10 +152,11 @@ def test_people_sitting_still_are_not_given_a_motion_by_their_first_read(models,
 
 
 def test_the_fusion_steadies_the_dancers_mattes_without_trailing_ghosts(models, shared_media):
-    """Where the picture did not change, the fused mattes move at most 0.9x as much from frame to frame as
-    the engine's own (0.85 measured; the engine's own carry most people by the picture's motion, which
-    already steadies them), and hardly reach beyond them: where white clothes cross the white
-    wall a fusion that holds too much trails outlines (the same engine output, tracked, fused and not)."""
+    """Where the picture did not change, the fused mattes move at most 0.83x as much from frame to frame as
+    the engine's own (0.81 measured, 0.85 when the fusion takes a carried matte as news; the engine's own
+    carry most people by the picture's motion, which already steadies them), and hardly reach beyond
+    them: where white clothes cross the white wall a fusion that holds too much trails outlines (the
+    same engine output, tracked, fused and not)."""
     frames = dancers(shared_media)[:48]
     cfg = engine_config()
     engine = MediaPipeEngine(cfg.engine.mediapipe)
@@ -165,11 +166,11 @@ def test_the_fusion_steadies_the_dancers_mattes_without_trailing_ghosts(models, 
     for pixels in frames:
         (found,) = engine.infer([pixels])
         for mode, stabilizer in modes.items():
-            people = stabilizer.update(pixels, found.mattes, found.probs)
+            people = stabilizer.update(pixels, found.mattes, found.probs, fresh=found.fresh)
             mattes[mode].append({track: np.array(m) for track, m in zip(people.ids, people.mattes)})
     raw, fused = flicker(frames, mattes["off"]), flicker(frames, mattes["causal"])
     assert set(raw) == set(fused) == {1, 2, 3}
-    assert np.mean(list(fused.values())) <= 0.9 * np.mean(list(raw.values())), (raw, fused)
+    assert np.mean(list(fused.values())) <= 0.83 * np.mean(list(raw.values())), (raw, fused)
     beyond = total = 0.0
     reach = 2 * round(4 * found.mattes.shape[2] / frames[0].shape[1]) + 1  # 4 frame pixels in the mattes' pixels
     for shown, engine in zip(mattes["causal"], mattes["off"]):
@@ -201,7 +202,7 @@ def test_the_engines_extents_and_picture_spare_the_fusion_a_search_and_a_scaling
 
 def test_a_frame_the_engine_skips_is_tracked_on_its_own_picture(models, shared_media):
     """engine.every hands the last people on to frames the engine does not read; tracking and fusion must
-    see each frame's own picture, never the one those people were found in."""
+    see each frame's own picture, never the one those people were found in, and none of them as news."""
     frames = dancers(shared_media)[:12]
     cfg = engine_config("engine.every=3")
     processor = FrameProcessor(cfg, MediaPipeEngine(cfg.engine.mediapipe))
@@ -212,6 +213,7 @@ def test_a_frame_the_engine_skips_is_tracked_on_its_own_picture(models, shared_m
         inferred = processor.infer(Frame(pixels, i, time.monotonic_ns()))
         processor.stabilize(inferred)
         assert (seen[-1] is inferred.instances.picture) == (i % 3 == 0)  # read frames: the engine's, not scaled again
+        assert inferred.instances.fresh.any() == (i % 3 == 0)
     grid = processor._last.mattes.shape[1:]
     assert all(np.array_equal(at_size(picture, grid), at_size(pixels, grid)) for picture, pixels in zip(seen, frames))
 
@@ -224,8 +226,10 @@ def test_dancers_not_read_on_a_frame_keep_their_limbs(models, shared_media):
     engines = {n: MediaPipeEngine(engine_config(f"engine.mediapipe.people_per_frame={n}").engine.mediapipe)
                for n in (1, 3)}
     differences = []
-    for pixels in frames:
-        carried, read = (engines[n].infer([pixels])[0].mattes for n in (1, 3))
+    for t, pixels in enumerate(frames):
+        carried, read = (engines[n].infer([pixels])[0] for n in (1, 3))
+        assert list(read.fresh) == [True] * 3 and carried.fresh.sum() == (3 if t == 0 else 1)
+        carried, read = carried.mattes, read.mattes
         assert len(carried) == len(read) == 3
         for a, b in zip(carried, read):
             differences.append(np.abs(a - b)[(a > 0.01) | (b > 0.01)].mean())

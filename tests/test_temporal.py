@@ -61,6 +61,19 @@ def test_new_track_takes_its_prediction_and_a_returning_id_keeps_no_stale_state(
     assert np.allclose(back[1], 0.9), "id 2 was absent for a frame: its old state is gone"
 
 
+def test_where_the_picture_changed_unseen_follows_each_id():
+    """Per track, the fuser keeps where the picture changed since the engine last looked at that person
+    (an engine that reads people in turn hands the others on); it moves with the id when tracks reorder."""
+    fuser = TemporalFuser("causal", FusionParams(blend=0.0))
+    fuser.update(still_frame(), mattes(1.0, 1.0), [1, 2])
+    moved = still_frame()
+    moved[:, :W // 2] = 200
+    fuser.update(moved, mattes(1.0, 1.0), [1, 2], fresh=np.array([False, True]))  # 2 was looked at, 1 not
+    out = fuser.update(moved, mattes(0.2, 0.2, 0.5), [2, 1, 3], fresh=np.array([True, True, True]))
+    assert np.allclose(out[1][:, :W // 2], 0.2), "1's first look at the changed half is taken at once"
+    assert np.all(out[1][:, W // 2 + 1:] == 1) and np.all(out[0] == 1), "elsewhere a single look waits"
+
+
 def test_changed_image_trusts_the_network():
     fuser = TemporalFuser("causal", FusionParams(tau_y=8))
     fuser.update(still_frame(100), mattes(0.5), [1])

@@ -179,7 +179,8 @@ class MediaPipeEngine(Engine):
         return bool(seen.any()) and float(np.mean(b.roi.sample(b.mask, a.landmarks[seen]) > 0.5)) >= SAME_BODY
 
     def _instances(self, frame: np.ndarray) -> Instances:
-        """Everyone's matte on the grid: a fresh read's mask, or the last matte carried by the motion."""
+        """Everyone's matte on the grid: a fresh read's mask, or the last matte carried by the motion (which
+        Instances.fresh tells the fusion is no news)."""
         grid, scale, now = self._grid, self._scale, self._frame
         picture = at_size(frame, grid)
         self._motion.see(picture)
@@ -201,4 +202,5 @@ class MediaPipeEngine(Engine):
                         [on_grid(p.pose.landmarks + p.shift(now), scale) for p in self.people],
                         [p.pose.visible for p in self.people], scale)
         extents = np.array([p.box or (0, 0, 0, 0) for p in self.people], np.int64).reshape(-1, 4)
-        return Instances(mattes, np.array([p.pose.presence for p in self.people], np.float32), extents, picture)
+        return Instances(mattes, np.array([p.pose.presence for p in self.people], np.float32), extents, picture,
+                         np.array([p.seen == now for p in self.people], bool))
