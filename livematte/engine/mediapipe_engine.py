@@ -18,10 +18,10 @@ of the frame's overlapping squares a frame. A stream's first frame is read whole
 livematte/mediapipe/newcomers.py), and every `sweep_every` frames the next square in turn (someone the
 detector missed who keeps still); every frame while nobody is followed. On a sweep's frame nobody is
 read again, so that no frame costs both models (on the dancers' clip the engine's p95 fell from 24 to
-16 ms), unless a cut (over CUT_SHARE of the picture changed at once) came within the last `sweep_every`
-frames: the squares followed are then stale, and a detector's find in one would be followed twice. Stills (a
-folder of unrelated photos) are read whole: every square, every person twice (the second square from
-the first pass's landmarks), nothing carried over.
+16 ms), unless a cut (over CUT_SHARE of the picture changed at once) came within the last
+`sweep_every` frames: the squares followed are then stale, and a detector's find in one would be
+followed twice. Stills (a folder of unrelated photos) are read whole: every square, every person twice
+(the second square from the first pass's landmarks), nothing carried over.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class MediaPipeEngine(Engine):
         self.landmarker = PoseLandmarker(cfg.threads)
         self.people: list[_Person] = []
         self._frame = 0
-        self._cut_at = 0  # frame number of the last frame whose picture changed nearly whole (a cut)
+        self._cut_at = 0  # frame number of the last cut (over CUT_SHARE of the picture changed)
         self._next_square = 0  # the detector's place in its sweep of the frame's squares
         self._detected_at: int | None = None  # frame number of the detector's last run
         self._swept_at = 0  # frame number of the sweep's last square
