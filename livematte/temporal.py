@@ -58,7 +58,7 @@ class TemporalFuser:
         self._prev_frame = None
         self._state_ids: list[int] = []
         self._matte = self._age = self._pend = None
-        self._dirty = None  # (N, cells) uint8: kernels.Evidence.dirty
+        self._dirty = None  # (N, cells) uint8: kernels.Evidence.dirty, while the engine hands on some mattes
         self._shifts = None  # (N, 2) int32 on the mattes' device: each track's last shift (dy, dx)
         self._extents = np.zeros((0, 4), np.int64)  # where each track's state is non-zero (CPU twins skip the rest)
         self._pending: _Pending | None = None
@@ -116,24 +116,28 @@ class TemporalFuser:
         """The fused mattes of this frame (the state array itself); the motion is measured first, since
         its change test needs the previous frame that frame_changes overwrites."""
         matte, age, pend, new = self._aligned(ids, alpha)
-        xp = xp_of(alpha)
-        cells_shape = self.params.cells_shape(*alpha.shape[1:])
-        if self._dirty is None or self._dirty.shape[1:] != cells_shape:
-            self._dirty = xp.zeros((len(ids), *cells_shape), np.uint8)
-        evidence = None if fresh is None else Evidence(xp.asarray(np.asarray(fresh, np.uint8)), self._dirty)
+        evidence = None if fresh is None else self._evidence(alpha, fresh)
         extents = self._host_extents()
         motion = None
         if self.params.motion:
             motion = track_motion(alpha, matte, self._shifts, frame, self._prev_frame, self.params, extents, found)
         cells, count = frame_changes(frame, self._prev_frame, self.params)
         fused = fuse_causal(alpha, matte, age, pend, new, cells, count, self.params, reset, extents, motion, evidence)
-        if evidence is None:  # every matte was fresh
-            self._dirty.fill(0)
+        if evidence is None:  # every matte was fresh: nothing changed unseen
+            self._dirty = None
         if motion is not None:  # a shift across a scene cut is no motion
             self._shifts = xp_of(alpha).where(fused.scene_cut, 0, motion.shifts).astype(np.int32)
         self._count_cut(fused.scene_cut, reset)
         self.ids = ids
         return matte
+
+    def _evidence(self, alpha, fresh: np.ndarray) -> Evidence:
+        """kernels.Evidence for this frame, on the mattes' device; the changed-cells map starts empty."""
+        xp = xp_of(alpha)
+        cells_shape = self.params.cells_shape(*alpha.shape[1:])
+        if self._dirty is None or self._dirty.shape[1:] != cells_shape:
+            self._dirty = xp.zeros((alpha.shape[0], *cells_shape), np.uint8)
+        return Evidence(xp.asarray(np.asarray(fresh, np.uint8)), self._dirty)
 
     def _aligned(self, ids: list[int], like):
         """State arrays (matte, age, pend) in the order of `ids`, plus the new-track flags; the shifts,
