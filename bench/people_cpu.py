@@ -16,7 +16,9 @@
 - flicker: no-reference flicker (mean |alpha_t - alpha_t-1| over the pixels where the picture did not
   change, per person) of the raw engine output (temporal.mode=off) and of the fused mattes (causal), and
   how far the fused mattes' centroids lag the raw ones (frames); for reference, the ratio that medians
-  over 3, 5 and 7 frames centred on each frame reach (they see 1-3 frames ahead: not for a live stream).
+  over 3, 5 and 7 frames centred on each frame reach (they see 1-3 frames ahead: not for a live stream),
+  where the flicker lies (by distance to the nearest pixel whose picture changed), and the ratio with
+  every person read on every frame.
 
 Writes bench/results/people_cpu_<date>.json. The clips the sources read are made with ffmpeg in a
 temporary folder (the clip re-timed to 30 fps, upscaled, the photos as a still video).
@@ -43,7 +45,7 @@ tune_process()  # before torch loads: libgomp reads then how its threads wait, a
 from kernels.letterbox import Letterbox
 from livematte.config import Config, MediaPipeConfig, load_config
 from livematte.engine.mediapipe_engine import MediaPipeEngine
-from livematte.eval.metrics import UNCHANGED, flicker
+from livematte.eval.metrics import UNCHANGED, flicker, flicker_by_distance
 from livematte.frame import Frame
 from livematte.processor import FrameProcessor
 from pipelines.bench import percentiles, pipeline_run
@@ -205,6 +207,9 @@ def flicker_section(frames: list[np.ndarray]) -> dict:
     raw, fused = tracked_mattes(frames, "off"), tracked_mattes(frames, "causal")
     raw_flicker, fused_flicker = flicker(frames, raw), flicker(frames, fused)
     people = sorted(set(raw_flicker) & set(fused_flicker))
+    raw_bands, fused_bands = flicker_by_distance(frames, raw), flicker_by_distance(frames, fused)
+    everyone = [f"engine.mediapipe.people_per_frame={len(people)}"]
+    raw_everyone, fused_everyone = tracked_mattes(frames, "off", *everyone), tracked_mattes(frames, "causal", *everyone)
     return {
         "unchanged_below_grey_levels": UNCHANGED,
         "raw": {str(t): round(raw_flicker[t], 5) for t in people},
@@ -212,10 +217,15 @@ def flicker_section(frames: list[np.ndarray]) -> dict:
         "ratio_fused_to_raw": ratio(raw_flicker, fused_flicker),
         "ratio_centred_median_to_raw": {str(n): centred_medians(frames, raw, n) for n in (3, 5, 7)},
         "centroid_lag_frames": {str(t): lag(centroids(raw, t), centroids(fused, t)) for t in people},
-        "raw_mean_by_people_per_frame": {  # how much of the raw flicker is people read less often than every frame
-            str(n): round(float(np.mean(list(flicker(frames, tracked_mattes(frames, "off", f"engine.mediapipe."
-                                                                             f"people_per_frame={n}")).values()))), 5)
-            for n in (1, 3)},
+        "by_distance_to_a_changed_pixel": {  # bands (0, 1.5], (1.5, 4], beyond, in pixels of the mattes
+            "raw_share": [round(b / sum(raw_bands), 3) for b in raw_bands],
+            "fused_share": [round(b / sum(fused_bands), 3) for b in fused_bands],
+            "ratio_fused_to_raw": [round(f / r, 3) for f, r in zip(fused_bands, raw_bands)],
+        },
+        "everyone_read_every_frame": {  # people_per_frame = the people: no matte carried by the flow
+            "raw_mean": round(float(np.mean(list(flicker(frames, raw_everyone).values()))), 5),
+            "ratio_fused_to_raw": ratio(flicker(frames, raw_everyone), flicker(frames, fused_everyone)),
+        },
     }
 
 

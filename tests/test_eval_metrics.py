@@ -10,6 +10,8 @@ import pytest
 from livematte.eval.metrics import (
     connectivity_error,
     dtssd,
+    flicker,
+    flicker_by_distance,
     gradient_error,
     image_metrics,
     mad,
@@ -98,3 +100,21 @@ def test_dtssd_ignores_a_steady_error_and_measures_flicker():
     assert dtssd(flicker, truth) == pytest.approx(math.sqrt(1 / 20))
     with pytest.raises(ValueError, match="two frames"):
         dtssd(truth[:1], truth[:1])
+
+
+def test_flicker_reads_still_pixels_and_says_how_far_from_a_change():
+    """A bright bar moves one column right and its matte (soft one pixel each side) with it: the soft
+    columns beside the bar's changed ones flicker 0.5 though their picture held (distance 1); two specks
+    toggle where nothing changed, 3 and 7 pixels away."""
+    frames = [np.zeros((10, 20, 3), np.uint8) for _ in range(2)]
+    mattes = []
+    for t, frame in enumerate(frames):
+        frame[:, 5 + t:8 + t] = 200
+        alpha = np.zeros((10, 20), np.float32)
+        alpha[:, 5 + t:8 + t] = 1.0
+        alpha[:, 4 + t] = alpha[:, 8 + t] = 0.5
+        mattes.append({1: alpha})
+    mattes[1][1][5, 11], mattes[1][1][0, 15] = 0.25, 1.0
+    assert flicker_by_distance(frames, mattes) == pytest.approx([10 * 2 * 0.5, 0.25, 1.0])
+    # still and in either matte: columns 4, 6, 7 and 9, and the two specks
+    assert flicker(frames, mattes) == pytest.approx({1: (10.0 + 0.25 + 1.0) / (4 * 10 + 2)})

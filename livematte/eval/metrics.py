@@ -135,22 +135,43 @@ def dtssd(pred: np.ndarray, truth: np.ndarray) -> float:
 UNCHANGED = 3  # grey levels: a pixel whose picture changed less than this "did not change"
 
 
+def _still_changes(frames: list[np.ndarray], mattes: list[dict[int, np.ndarray]]):
+    """Per frame pair and person: (track, |alpha_t - alpha_t-1|, the pixels flicker() reads, each pixel's
+    distance to the nearest one whose picture changed). frames are brought to the mattes' size, as the
+    fusion brings them."""
+    size = next(alpha.shape for people in mattes for alpha in people.values())
+    grey = [cv2.cvtColor(at_size(f, size), cv2.COLOR_BGR2GRAY).astype(np.int16) for f in frames]
+    for t in range(1, len(frames)):
+        changed = (np.abs(grey[t] - grey[t - 1]) >= UNCHANGED).astype(np.uint8)
+        distance = cv2.distanceTransform(1 - changed, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        for track, alpha in mattes[t].items():
+            before = mattes[t - 1].get(track)
+            if before is not None:
+                yield track, np.abs(alpha - before), (changed == 0) & ((alpha > 0.01) | (before > 0.01)), distance
+
+
 def flicker(frames: list[np.ndarray], mattes: list[dict[int, np.ndarray]]) -> dict[int, float]:
     """No-reference flicker of each person's matte, for footage without ground truth: per id, mean
     |alpha_t - alpha_t-1| over the pixels whose picture did not change (grey level within UNCHANGED) and
     that either matte covers (elsewhere both are 0, which would only dilute the figure). frames: BGR
-    uint8; mattes: per frame, each id's (h, w) float matte (frames are brought to that size, as the
-    fusion brings them)."""
-    size = next(alpha.shape for people in mattes for alpha in people.values())
-    grey = [cv2.cvtColor(at_size(f, size), cv2.COLOR_BGR2GRAY).astype(np.int16) for f in frames]
+    uint8; mattes: per frame, each id's (h, w) float matte."""
     sums: dict[int, list[float]] = {}
-    for t in range(1, len(frames)):
-        still = np.abs(grey[t] - grey[t - 1]) < UNCHANGED
-        for track, alpha in mattes[t].items():
-            before = mattes[t - 1].get(track)
-            if before is None:
-                continue
-            region = still & ((alpha > 0.01) | (before > 0.01))
-            if region.any():
-                sums.setdefault(track, []).append(float(np.abs(alpha - before)[region].mean()))
+    for track, difference, region, _ in _still_changes(frames, mattes):
+        if region.any():
+            sums.setdefault(track, []).append(float(difference[region].mean()))
     return {track: float(np.mean(values)) for track, values in sums.items()}
+
+
+def flicker_by_distance(frames: list[np.ndarray], mattes: list[dict[int, np.ndarray]],
+                        bounds: tuple[float, ...] = (1.5, 4.0)) -> list[float]:
+    """Where flicker() lies: the sum of its |alpha_t - alpha_t-1| over all people and frames, split by the
+    pixel's distance to the nearest pixel whose picture changed, in bands up to each of `bounds` and one
+    beyond. A pixel beside a moving edge did not change itself, yet a matte edge moving with the person
+    crosses it: flicker counts that too, and a rule that holds the matte there leaves a trail."""
+    edges = (0.0, *bounds, np.inf)
+    totals = [0.0] * (len(edges) - 1)
+    for _, difference, region, distance in _still_changes(frames, mattes):
+        for band in range(len(totals)):
+            inside = region & (distance > edges[band]) & (distance <= edges[band + 1])
+            totals[band] += float(difference[inside].sum())
+    return totals
