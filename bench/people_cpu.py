@@ -14,11 +14,12 @@
 - memory: 2,000 frames of the looped clip through the pipeline (offline, lossless): RSS after the
   first tenth, halfway and at the end.
 - flicker: no-reference flicker (mean |alpha_t - alpha_t-1| over the pixels where the picture did not
-  change, per person) of the raw engine output (temporal.mode=off) and of the fused mattes (causal), and
-  how far the fused mattes' centroids lag the raw ones (frames); for reference, the ratio that medians
-  over 3, 5 and 7 frames centred on each frame reach (they see 1-3 frames ahead: not for a live stream),
-  where the flicker lies (by distance to the nearest pixel whose picture changed), and the ratio with
-  every person read on every frame.
+  change, per person) of the raw engine output (temporal.mode=off) and of the fused mattes (causal), how
+  far the fused mattes' centroids lag the raw ones (frames), and the share of the fused mattes lying
+  beyond the raw ones (trails, ghosts); for reference, the ratio that medians over 3, 5 and 7 frames
+  centred on each frame reach (they see 1-3 frames ahead: not for a live stream), where the flicker
+  lies (by distance to the nearest pixel whose picture changed), and the ratio with every person read
+  on every frame.
 
 Writes bench/results/people_cpu_<date>.json. The clips the sources read are made with ffmpeg in a
 temporary folder (the clip re-timed to 30 fps, upscaled, the photos as a still video).
@@ -45,7 +46,7 @@ tune_process()  # before torch loads: libgomp reads then how its threads wait, a
 from kernels.letterbox import Letterbox
 from livematte.config import Config, MediaPipeConfig, load_config
 from livematte.engine.mediapipe_engine import MediaPipeEngine
-from livematte.eval.metrics import UNCHANGED, flicker, flicker_by_distance
+from livematte.eval.metrics import UNCHANGED, beyond_share, flicker, flicker_by_distance
 from livematte.frame import Frame
 from livematte.processor import FrameProcessor
 from pipelines.bench import percentiles, pipeline_run
@@ -217,6 +218,8 @@ def flicker_section(frames: list[np.ndarray]) -> dict:
         "ratio_fused_to_raw": ratio(raw_flicker, fused_flicker),
         "ratio_centred_median_to_raw": {str(n): centred_medians(frames, raw, n) for n in (3, 5, 7)},
         "centroid_lag_frames": {str(t): lag(centroids(raw, t), centroids(fused, t)) for t in people},
+        # what holding costs: fused matte more than 3 pixels of the mattes (6 of a 720p frame) from the raw's
+        "fused_beyond_raw_share": round(beyond_share(fused, raw, reach=3), 5),
         "by_distance_to_a_changed_pixel": {  # bands (0, 1.5], (1.5, 4], beyond, in pixels of the mattes
             "raw_share": [round(b / sum(raw_bands), 3) for b in raw_bands],
             "fused_share": [round(b / sum(fused_bands), 3) for b in fused_bands],

@@ -3,7 +3,8 @@
 // agree exactly. It refines the original design's luma test on purpose: luma alone misses isoluminant motion.
 // Motion compensation (see temporal.py): track i reads its previous state and the previous frame of its
 // change test at p - shift_i, so a person who translates is static after compensation. Evidence (see
-// temporal.py): a carried prediction is no news, and a track's first fresh one after an unseen change is taken.
+// temporal.py): a carried prediction never changes the matte by itself (it may start a wait that a fresh one
+// completes), and a track's first fresh prediction after an unseen change is taken.
 
 // max over B, G, R of |frame[p] - prev_frame[q]| for pixel indices p and q.
 __device__ __forceinline__ int largest_change(const unsigned char* frame, const unsigned char* prev_frame,
@@ -135,11 +136,11 @@ extern "C" __global__ void fuse_causal(
                 out = q + blend * (a - q);
                 new_age = held + 1;
             }
-        } else if (!read) {  // held as it waits, until a fresh prediction goes the same way
+        } else if (!read) {  // held; it starts a wait where none is pending, which a fresh prediction completes
             if (held < max_age) {
                 out = q;
                 new_age = held + 1;
-                new_pend = waited;
+                new_pend = waited != AGREES ? waited : moved;
             }
         } else if (waited != moved) {  // taken once it goes the same way a second frame
             out = q;

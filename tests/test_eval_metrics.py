@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from livematte.eval.metrics import (
+    beyond_share,
     connectivity_error,
     dtssd,
     flicker,
@@ -118,3 +119,14 @@ def test_flicker_reads_still_pixels_and_says_how_far_from_a_change():
     assert flicker_by_distance(frames, mattes) == pytest.approx([10 * 2 * 0.5, 0.25, 1.0])
     # still and in either matte: columns 4, 6, 7 and 9, and the two specks
     assert flicker(frames, mattes) == pytest.approx({1: (10.0 + 0.25 + 1.0) / (4 * 10 + 2)})
+
+
+def test_beyond_share_counts_the_mass_a_filter_shows_away_from_its_input():
+    given = np.zeros((12, 12), np.float32)
+    given[5, 5] = 1.0
+    shown = given.copy()
+    shown[5, 7], shown[5, 9] = 1.0, 0.5  # 2 px from the input (within reach 2), 4 px (beyond)
+    assert beyond_share([{1: shown}], [{1: given}], reach=2) == pytest.approx(0.5 / 2.5)
+    assert beyond_share([{1: shown}], [{1: given}], reach=4) == 0.0
+    # a person the input never had is all beyond
+    assert beyond_share([{1: given, 2: given}], [{1: given}], reach=2) == pytest.approx(0.5)

@@ -80,7 +80,8 @@ def ref_causal(alpha, matte, age, pend, new, cells, p: FusionParams, reset, moti
     shared cells call p still: there it reads its own pixel's state and is static; a blind track reads at
     p - shifts[i] and is static everywhere; the scene cut stays on the shared cells. evidence: (fresh, dirty):
     a fresh track that is not blind changed where dirty (dilated) says so; a carried track's disagreement at
-    a static pixel holds the value, ages it and keeps its pend; then also returns the new dirty."""
+    a static pixel holds the value, ages it and keeps its pend, or sets it where none is; then also returns
+    the new dirty."""
     n, h, w = alpha.shape
     shifts, blind, track_cells = motion or (np.zeros((n, 2), int), np.zeros(n, bool), [cells] * n)
     fresh, dirty = evidence or (np.ones(n, np.uint8), np.zeros((n, *cells.shape), np.uint8))
@@ -101,9 +102,9 @@ def ref_causal(alpha, matte, age, pend, new, cells, p: FusionParams, reset, moti
                 out, age_out, pend_out = q + np.float32(p.blend) * (a - q), held + 1, 0
             else:
                 out, age_out, pend_out = a, 0, 0
-        elif not fresh[i]:  # no news: held while it waits
+        elif not fresh[i]:  # held; starts a wait where none is pending
             if held < p.max_age:
-                out, age_out, pend_out = q, held + 1, waited
+                out, age_out, pend_out = q, held + 1, waited or (1 if a > q else 2)
             else:
                 out, age_out, pend_out = a, 0, 0
         elif waited != (1 if a > q else 2):  # a change waits until it goes the same way a second frame
@@ -455,6 +456,22 @@ def test_a_carried_prediction_is_no_news():
         assert np.all(fused == 0.5), "held until a second look goes the same way"
     fused, _ = stream.step(still_frame(), np.full((1, 16, 16), 0.9), fresh=[1])
     assert np.all(fused == 0.9)
+
+
+def test_a_carried_change_waits_for_a_fresh_look_that_goes_the_same_way():
+    """The optical flow moves a matte that the engine's last look left still: held, and taken when the
+    engine's next look agrees with the flow (two looks), not before, and never if that look disagrees."""
+    stream = warmed(0.5)
+    for _ in range(3):
+        fused, _ = stream.step(still_frame(), np.full((1, 16, 16), 0.1), fresh=[0])
+        assert np.all(fused == 0.5), "a carried prediction alone changes nothing"
+    assert np.all(stream.pend == 2)
+    fused, _ = stream.step(still_frame(), np.full((1, 16, 16), 0.1), fresh=[1])
+    assert np.all(fused == np.float32(0.1)), "the fresh look goes the flow's way: taken at once"
+    stream = warmed(0.5)
+    stream.step(still_frame(), np.full((1, 16, 16), 0.1), fresh=[0])
+    fused, _ = stream.step(still_frame(), np.full((1, 16, 16), 0.9), fresh=[1])
+    assert np.all(fused == 0.5) and np.all(stream.pend == 1), "the other way: the read's own wait begins"
 
 
 def test_the_first_look_at_a_picture_that_changed_unseen_is_taken_at_once():

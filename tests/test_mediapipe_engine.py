@@ -15,7 +15,7 @@ from livematte.config import Footage, load_config
 from livematte.engine.choose import open_engine
 from livematte.engine.keying import KeyingEngine
 from livematte.engine.mediapipe_engine import MediaPipeEngine
-from livematte.eval.metrics import flicker
+from livematte.eval.metrics import beyond_share, flicker
 from livematte.frame import Frame, at_size
 from livematte.mediapipe.roi import on_grid
 from livematte.processor import FrameProcessor
@@ -152,11 +152,12 @@ def test_people_sitting_still_are_not_given_a_motion_by_their_first_read(models,
 
 
 def test_the_fusion_steadies_the_dancers_mattes_without_trailing_ghosts(models, shared_media):
-    """Where the picture did not change, the fused mattes move at most 0.83x as much from frame to frame as
-    the engine's own (0.81 measured, 0.85 when the fusion takes a carried matte as news; the engine's own
+    """Where the picture did not change, the fused mattes move at most 0.84x as much from frame to frame as
+    the engine's own (0.82 measured, 0.85 when the fusion takes a carried matte as news; the engine's own
     carry most people by the picture's motion, which already steadies them), and hardly reach beyond
-    them: where white clothes cross the white wall a fusion that holds too much trails outlines (the
-    same engine output, tracked, fused and not)."""
+    them: where white clothes cross the white wall a fusion that holds too much trails outlines (0.09 %
+    of the fused mass beyond 4 px measured; 0.17 % when a carried matte's change could not start a wait;
+    the same engine output, tracked, fused and not)."""
     frames = dancers(shared_media)[:48]
     cfg = engine_config()
     engine = MediaPipeEngine(cfg.engine.mediapipe)
@@ -170,14 +171,9 @@ def test_the_fusion_steadies_the_dancers_mattes_without_trailing_ghosts(models, 
             mattes[mode].append({track: np.array(m) for track, m in zip(people.ids, people.mattes)})
     raw, fused = flicker(frames, mattes["off"]), flicker(frames, mattes["causal"])
     assert set(raw) == set(fused) == {1, 2, 3}
-    assert np.mean(list(fused.values())) <= 0.83 * np.mean(list(raw.values())), (raw, fused)
-    beyond = total = 0.0
-    reach = 2 * round(4 * found.mattes.shape[2] / frames[0].shape[1]) + 1  # 4 frame pixels in the mattes' pixels
-    for shown, engine in zip(mattes["causal"], mattes["off"]):
-        for track, alpha in shown.items():
-            near = cv2.dilate((engine[track] > 0.05).astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
-            beyond, total = beyond + alpha[~near].sum(), total + alpha.sum()
-    assert beyond <= 0.012 * total, "matte more than 4 px beyond the engine's: a trailing ghost"
+    assert np.mean(list(fused.values())) <= 0.84 * np.mean(list(raw.values())), (raw, fused)
+    reach = round(4 * found.mattes.shape[2] / frames[0].shape[1])  # 4 frame pixels in the mattes' pixels
+    assert beyond_share(mattes["causal"], mattes["off"], reach) <= 0.0013, "matte beyond the engine's: a ghost"
 
 
 def test_the_engines_extents_and_picture_spare_the_fusion_a_search_and_a_scaling(models, shared_media):

@@ -175,3 +175,17 @@ def flicker_by_distance(frames: list[np.ndarray], mattes: list[dict[int, np.ndar
             inside = region & (distance > edges[band]) & (distance <= edges[band + 1])
             totals[band] += float(difference[inside].sum())
     return totals
+
+
+def beyond_share(mattes: list[dict[int, np.ndarray]], reference: list[dict[int, np.ndarray]], reach: int) -> float:
+    """The share of the mattes' mass lying more than `reach` pixels from where the reference mattes of the
+    same id (a filter's input) exceed 0.05: what a temporal filter shows where its input had no one, the
+    trails and ghosts that flicker() rewards. Ids absent from the reference count as all beyond."""
+    grow = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    beyond = total = 0.0
+    for shown, given in zip(mattes, reference):
+        for track, alpha in shown.items():
+            source = given.get(track, np.zeros_like(alpha))
+            near = cv2.dilate((source > 0.05).astype(np.uint8), grow) > 0
+            beyond, total = beyond + float(alpha[~near].sum()), total + float(alpha.sum())
+    return beyond / total if total else 0.0
