@@ -210,7 +210,8 @@ def flicker_section(frames: list[np.ndarray]) -> dict:
     people = sorted(set(raw_flicker) & set(fused_flicker))
     raw_bands, fused_bands = flicker_by_distance(frames, raw), flicker_by_distance(frames, fused)
     everyone = [f"engine.mediapipe.people_per_frame={len(people)}"]
-    raw_everyone, fused_everyone = tracked_mattes(frames, "off", *everyone), tracked_mattes(frames, "causal", *everyone)
+    raw_everyone, fused_everyone = (flicker(frames, tracked_mattes(frames, mode, *everyone))
+                                    for mode in ("off", "causal"))
     return {
         "unchanged_below_grey_levels": UNCHANGED,
         "raw": {str(t): round(raw_flicker[t], 5) for t in people},
@@ -226,8 +227,8 @@ def flicker_section(frames: list[np.ndarray]) -> dict:
             "ratio_fused_to_raw": [round(f / r, 3) for f, r in zip(fused_bands, raw_bands)],
         },
         "everyone_read_every_frame": {  # people_per_frame = the people: no matte carried by the flow
-            "raw_mean": round(float(np.mean(list(flicker(frames, raw_everyone).values()))), 5),
-            "ratio_fused_to_raw": ratio(flicker(frames, raw_everyone), flicker(frames, fused_everyone)),
+            "raw_mean": round(float(np.mean(list(raw_everyone.values()))), 5),
+            "ratio_fused_to_raw": ratio(raw_everyone, fused_everyone),
         },
     }
 

@@ -272,8 +272,8 @@ def _fuse_causal_cpu(alpha, new_track, state, previous, origins, frame_cells, mo
     and holds it: a dancer's arm sets the whole track's shift, but their still torso did not move (on the
     dancers' clip fused/raw flicker went from 0.97 to 0.70); with rule.evidence, a fresh track is not
     still where evidence.dirty says the picture changed since its last read, and a carried track's
-    disagreement is held, starting a wait where none is pending; first/last receive the x bounds of every row's non-zero
-    state."""
+    disagreement is held, starting a wait where none is pending; first/last receive the x bounds of every
+    row's non-zero state."""
     matte, age, pend = state.matte, state.age, state.pend
     prev_matte, prev_age, prev_pend = previous.matte, previous.age, previous.pend
     shifts, blind, cells, windows = motion.shifts, motion.blind, motion.cells, motion.windows
