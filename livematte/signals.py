@@ -1,8 +1,11 @@
-"""How livematte's commands stop: SIGTERM and SIGHUP as Ctrl-C."""
+"""How livematte's commands stop: SIGTERM and SIGHUP as Ctrl-C, and a first stop as a request."""
 
 from __future__ import annotations
 
 import signal
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -13,3 +16,31 @@ def stop_as_ctrl_c() -> None:
     without its index. Libraries that install their own handlers (Ray) call for this again after them."""
     for stop in STOP_SIGNALS:
         signal.signal(stop, signal.default_int_handler)
+
+
+@contextmanager
+def first_stop_calls(request_stop: Callable[[], None]) -> Iterator[None]:
+    """Inside: the first Ctrl-C, SIGTERM or SIGHUP calls `request_stop` (which must only set flags the
+    caller's loop polls) instead of raising KeyboardInterrupt on whatever line the main thread runs; the
+    next one raises it, to skip the orderly stop's waits. Why: a KeyboardInterrupt raised just after
+    threading.Condition.__enter__ took its lock leaves the lock held (CPython 3.11), and the worker that
+    needs it next waited out the shutdown's bound (10 s) to stop. Off the main thread (no handler can be
+    set there) it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stops = (signal.SIGINT, *STOP_SIGNALS)
+    before = {stop: signal.getsignal(stop) for stop in stops}
+
+    def first(signum, frame) -> None:
+        for stop in stops:
+            signal.signal(stop, signal.default_int_handler)
+        request_stop()
+
+    for stop in stops:
+        signal.signal(stop, first)
+    try:
+        yield
+    finally:
+        for stop, handler in before.items():
+            signal.signal(stop, handler)

@@ -39,6 +39,7 @@ from livematte.engine.choose import open_engine
 from livematte.mailbox import Mailbox, MailboxClosed
 from livematte.processor import STAGES as PROCESS_STAGES
 from livematte.processor import STATS_WINDOW, FrameProcessor, Inferred, Processed, Tracked, medians
+from livematte.signals import first_stop_calls
 from livematte.sinks import FileSink, PngSink, Sink, open_sink
 from livematte.sources import Source, SourceInfo, open_source
 
@@ -92,6 +93,7 @@ class LivePipeline:
         self.latencies: deque[float] = deque(maxlen=STATS_WINDOW)
         self._stop = threading.Event()  # the workers end
         self._ending = threading.Event()  # run() ends (stop())
+        self._signalled = False  # the first stop signal came (first_stop_calls)
 
     def run(self, show_progress: bool = True) -> RunReport:
         """Until the source ends, `run.max_frames`, a preview window is closed, or Ctrl-C."""
@@ -116,40 +118,41 @@ class LivePipeline:
                                         name="render", daemon=True)]
             for worker in workers:
                 worker.start()
-            stack.callback(self._shutdown, source, (inferred, tracked, rendered), workers)
+            stack.push(lambda kind, *_: self._shutdown(source, (inferred, tracked, rendered), workers,
+                                                       wait=kind is not KeyboardInterrupt))
             progress = stack.enter_context(self._progress(source, show_progress))
             task = progress.add_task("frames", total=self._expected_frames(), fps=0.0)
             last: np.ndarray | None = None
             card: tuple[str, np.ndarray] | None = None  # the card shown while no picture comes, and its text
-            try:
-                while True:
-                    try:
-                        item = rendered.get(timeout=1.0 / source.info.fps)
-                    except MailboxClosed as closed:
-                        if closed.__cause__ is not None:
-                            raise closed.__cause__
+            stack.enter_context(first_stop_calls(self._stop_signal))  # a second signal: KeyboardInterrupt
+            while True:
+                try:
+                    item = rendered.get(timeout=1.0 / source.info.fps)
+                except MailboxClosed as closed:
+                    if closed.__cause__ is not None:
+                        raise closed.__cause__
+                    break
+                if item is None:
+                    if self._ending.is_set():
                         break
-                    if item is None:
-                        if self._ending.is_set():
-                            break
-                        text = card_text(source, last is not None, time.perf_counter() - last_out)
-                        if text is not None:
-                            card = card if card is not None and card[0] == text else (text, status_card(text, last))
-                            for sink in sinks:  # viewers see why there is no picture, and the output keeps its pace
-                                sink.write(card[1], at_ns=time.monotonic_ns())
-                            cards += 1
-                        continue
-                    last, card = item.image, None
-                    self._write(item, sinks, people_sinks, source.info)
-                    last_out = time.perf_counter()
-                    if frames == 0:
-                        first, dropped_at_first = last_out, self._dropped(source, inferred, tracked, rendered)
-                    frames += 1
-                    progress.update(task, completed=frames, fps=frames / (time.perf_counter() - started))
-                    if frames == cfg.run.max_frames or any(s.wants_stop for s in sinks) or self._ending.is_set():
-                        break
-            except KeyboardInterrupt:
-                interrupted = True
+                    text = card_text(source, last is not None, time.perf_counter() - last_out)
+                    if text is not None:
+                        card = card if card is not None and card[0] == text else (text, status_card(text, last))
+                        for sink in sinks:  # viewers see why there is no picture, and the output keeps its pace
+                            sink.write(card[1], at_ns=time.monotonic_ns())
+                        cards += 1
+                    continue
+                last, card = item.image, None
+                self._write(item, sinks, people_sinks, source.info)
+                last_out = time.perf_counter()
+                if frames == 0:
+                    first, dropped_at_first = last_out, self._dropped(source, inferred, tracked, rendered)
+                frames += 1
+                progress.update(task, completed=frames, fps=frames / (time.perf_counter() - started))
+                if frames == cfg.run.max_frames or any(s.wants_stop for s in sinks) or self._ending.is_set():
+                    break
+            interrupted = self._signalled
+            if interrupted:
                 log.info("stopped by Ctrl-C; closing outputs")
             dropped = self._dropped(source, inferred, tracked, rendered)
         outputs = [s.path for s in [*sinks, *people_sinks.values()] if isinstance(s, (FileSink, PngSink)) and s.frames]
@@ -162,6 +165,11 @@ class LivePipeline:
 
     def stop(self) -> None:
         """End run() from another thread as it ends at run.max_frames: every output finalised."""
+        self._ending.set()
+
+    def _stop_signal(self) -> None:
+        """The first Ctrl-C, SIGTERM or SIGHUP (first_stop_calls): run() ends as at stop()."""
+        self._signalled = True
         self._ending.set()
 
     def _infer(self, source: Source, out: Mailbox[Inferred]) -> None:
@@ -220,12 +228,15 @@ class LivePipeline:
     def _dropped(source: Source, *mailboxes: Mailbox) -> int:
         return source.dropped + sum(m.dropped for m in mailboxes)
 
-    def _shutdown(self, source: Source, mailboxes: tuple[Mailbox, ...], workers: list[threading.Thread]) -> None:
+    def _shutdown(self, source: Source, mailboxes: tuple[Mailbox, ...], workers: list[threading.Thread],
+                  wait: bool) -> None:
+        """wait: for each worker's current frame (bounded); not after a second stop signal, which asks for
+        the outputs to be closed now."""
         self._stop.set()
         source.close()
         for mailbox in mailboxes:
             mailbox.discard()
-        for worker in workers:
+        for worker in workers if wait else ():
             worker.join(timeout=WORKER_STOP_S)
             if worker.is_alive():
                 log.warning("the %s worker did not stop within %g s (busy in %s); closing the outputs without it",

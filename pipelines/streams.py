@@ -18,6 +18,7 @@ from livematte.config import Config
 from livematte.engine.base import Engine
 from livematte.engine.batching import BatchingEngine
 from livematte.engine.choose import open_engine
+from livematte.signals import first_stop_calls
 from livematte.sources import Source
 from pipelines.live import LivePipeline, RunReport
 
@@ -48,6 +49,7 @@ class StreamsRun:
             (first, self.description), *(open_engine(c.engine, c.footage) for c in configs[1:])]
         self.pipelines = [LivePipeline(c, engine, None if sources is None else sources[i])
                           for i, (c, engine) in enumerate(zip(configs, engines))]
+        self._signalled = False  # the first stop signal came (first_stop_calls)
 
     def run(self, show_progress: bool = False) -> StreamsReport:
         """Until every stream has ended (its source, run.max_frames) or Ctrl-C, which stops them all."""
@@ -65,21 +67,17 @@ class StreamsRun:
             finally:
                 ended[i].set()
 
-        interrupted = False
         with ExitStack() as stack:
             if self.batching is not None:
                 stack.callback(self.batching.close)
             for i in range(len(reports)):
                 threading.Thread(target=stream, args=(i,), name=f"stream {i}", daemon=True).start()
-            try:
+            with first_stop_calls(self._stop_signal):  # a second signal: KeyboardInterrupt, nothing awaited
                 for event in ended:
                     event.wait()
-            except KeyboardInterrupt:
-                interrupted = True
-                log.info("stopped by Ctrl-C; closing every stream's outputs")
-                self.stop()
-                for event in ended:
-                    event.wait()
+        interrupted = self._signalled
+        if interrupted:
+            log.info("stopped by Ctrl-C; every stream's outputs closed")
         failed = next((r for r in reports if isinstance(r, BaseException)), None)
         if failed is not None:
             raise failed
@@ -89,3 +87,8 @@ class StreamsRun:
     def stop(self) -> None:
         for pipeline in self.pipelines:
             pipeline.stop()
+
+    def _stop_signal(self) -> None:
+        """The first Ctrl-C, SIGTERM or SIGHUP (first_stop_calls): every stream stops as at stop()."""
+        self._signalled = True
+        self.stop()
