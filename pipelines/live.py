@@ -93,7 +93,6 @@ class LivePipeline:
         self.latencies: deque[float] = deque(maxlen=STATS_WINDOW)
         self._stop = threading.Event()  # the workers end
         self._ending = threading.Event()  # run() ends (stop())
-        self._signalled = False  # the first stop signal came (first_stop_calls)
 
     def run(self, show_progress: bool = True) -> RunReport:
         """Until the source ends, `run.max_frames`, a preview window is closed, or Ctrl-C."""
@@ -124,7 +123,7 @@ class LivePipeline:
             task = progress.add_task("frames", total=self._expected_frames(), fps=0.0)
             last: np.ndarray | None = None
             card: tuple[str, np.ndarray] | None = None  # the card shown while no picture comes, and its text
-            stack.enter_context(first_stop_calls(self._stop_signal))  # a second signal: KeyboardInterrupt
+            stop_signal = stack.enter_context(first_stop_calls(self.stop))  # a second: KeyboardInterrupt
             while True:
                 try:
                     item = rendered.get(timeout=1.0 / source.info.fps)
@@ -151,7 +150,7 @@ class LivePipeline:
                 progress.update(task, completed=frames, fps=frames / (time.perf_counter() - started))
                 if frames == cfg.run.max_frames or any(s.wants_stop for s in sinks) or self._ending.is_set():
                     break
-            interrupted = self._signalled
+            interrupted = stop_signal.came
             if interrupted:
                 log.info("stopped by Ctrl-C; closing outputs")
             dropped = self._dropped(source, inferred, tracked, rendered)
@@ -165,11 +164,6 @@ class LivePipeline:
 
     def stop(self) -> None:
         """End run() from another thread as it ends at run.max_frames: every output finalised."""
-        self._ending.set()
-
-    def _stop_signal(self) -> None:
-        """The first Ctrl-C, SIGTERM or SIGHUP (first_stop_calls): run() ends as at stop()."""
-        self._signalled = True
         self._ending.set()
 
     def _infer(self, source: Source, out: Mailbox[Inferred]) -> None:

@@ -49,7 +49,6 @@ class StreamsRun:
             (first, self.description), *(open_engine(c.engine, c.footage) for c in configs[1:])]
         self.pipelines = [LivePipeline(c, engine, None if sources is None else sources[i])
                           for i, (c, engine) in enumerate(zip(configs, engines))]
-        self._signalled = False  # the first stop signal came (first_stop_calls)
 
     def run(self, show_progress: bool = False) -> StreamsReport:
         """Until every stream has ended (its source, run.max_frames) or Ctrl-C, which stops them all."""
@@ -72,10 +71,10 @@ class StreamsRun:
                 stack.callback(self.batching.close)
             for i in range(len(reports)):
                 threading.Thread(target=stream, args=(i,), name=f"stream {i}", daemon=True).start()
-            with first_stop_calls(self._stop_signal):  # a second signal: KeyboardInterrupt, nothing awaited
+            with first_stop_calls(self.stop) as stop_signal:  # a second signal: KeyboardInterrupt, nothing awaited
                 for event in ended:
                     event.wait()
-        interrupted = self._signalled
+        interrupted = stop_signal.came
         if interrupted:
             log.info("stopped by Ctrl-C; every stream's outputs closed")
         failed = next((r for r in reports if isinstance(r, BaseException)), None)
@@ -87,8 +86,3 @@ class StreamsRun:
     def stop(self) -> None:
         for pipeline in self.pipelines:
             pipeline.stop()
-
-    def _stop_signal(self) -> None:
-        """The first Ctrl-C, SIGTERM or SIGHUP (first_stop_calls): every stream stops as at stop()."""
-        self._signalled = True
-        self.stop()
